@@ -1,0 +1,99 @@
+"""One place for configuration: environment variables prefixed ``AIGUILLAGE_``, read once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MissingSecret(RuntimeError):
+    """A secret the process needs is not in the environment."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIGUILLAGE_", extra="ignore")
+
+    broker: str | None = Field(
+        default=None,
+        description="kafka://host:9092[,host2:9092]; unset = the embedded broker (aiguillage up only)",
+    )
+    database_url: str = Field(default="sqlite:///aiguillage.db", description="SQLAlchemy URL")
+    pseudonym_key: SecretStr | None = Field(
+        default=None, description="secret key of the HMAC-SHA256 NIR pseudonym"
+    )
+    dlq_key: SecretStr | None = Field(
+        default=None, description="AES-GCM key (hex, 32 bytes) for payloads kept in the DLQ"
+    )
+    partitions: int = Field(default=4, ge=1, description="partitions of the hub's topics")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    tokens_file: Path | None = Field(
+        default=None, description="partner-token file (hashed bearer tokens); unset = data_dir/tokens.json"
+    )
+    data_dir: Path = Path("var")
+    worker_id: str = "aiguillage"
+    embedded_broker: bool = Field(
+        default=False, description="set by `aiguillage up` on its embedded broker: works around its quirks"
+    )
+    log_level: str = "info"
+    routing_file: Path | None = Field(
+        default=None, description="routing YAML; unset = the shipped aiguillage/routing.yaml"
+    )
+    seuil_confidentialite: int = Field(
+        default=5, ge=1, description="counts below this, in a cell narrower than a département, are masked"
+    )
+
+    # Production (docker-compose.yml, README "Deployment"): a Confluent-compatible registry
+    # and Kafka client security, applied to every client by aiguillage/security.py.
+    replication: int = Field(
+        default=1, ge=1, description="replication factor of the hub's topics and Faust's (3 on a cluster)"
+    )
+    schema_registry: str | None = Field(
+        default=None, description="http(s)://host:8081 of a Schema Registry; unset = local schemas only"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM) to verify the brokers")
+    ssl_certfile: Path | None = Field(default=None, description="client certificate (PEM), mutual TLS")
+    ssl_keyfile: Path | None = Field(default=None, description="client private key (PEM)")
+    ssl_key_password: SecretStr | None = None
+
+    def require_pseudonym_key(self) -> bytes:
+        if self.pseudonym_key is None or not self.pseudonym_key.get_secret_value():
+            raise MissingSecret(
+                "AIGUILLAGE_PSEUDONYM_KEY is not set: the NIR cannot be pseudonymised without it"
+            )
+        return self.pseudonym_key.get_secret_value().encode()
+
+    def require_dlq_key(self) -> bytes:
+        raw = self.dlq_key.get_secret_value() if self.dlq_key else ""
+        try:
+            key = bytes.fromhex(raw)
+        except ValueError:
+            key = b""
+        if len(key) not in (16, 24, 32):
+            raise MissingSecret(
+                "AIGUILLAGE_DLQ_KEY must hold an AES key as hex (32, 48 or 64 hex digits)"
+            )
+        return key
+
+    def tokens_path(self) -> Path:
+        return self.tokens_file or self.data_dir / "tokens.json"
+
+    def bootstrap_servers(self) -> str:
+        """The broker URL as aiokafka wants it (no scheme)."""
+        if not self.broker:
+            raise RuntimeError("AIGUILLAGE_BROKER is not set")
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(","))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

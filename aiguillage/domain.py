@@ -1,0 +1,232 @@
+"""Canonical domain objects: what every partner's signalement becomes, and what routing decides.
+
+Plain pydantic models, no I/O. Their Avro twins live in ``schemas/avro/``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# UUIDv5 namespace of Aiguillage signalement ids: uuid5(NAMESPACE_URL, "urn:aiguillage:signalement").
+NAMESPACE_SIGNALEMENT = uuid.uuid5(uuid.NAMESPACE_URL, "urn:aiguillage:signalement")
+
+COMMENTAIRE_MAX = 2000
+
+
+class Source(StrEnum):
+    SERVICE_MEDICAL = "service-medical"
+    CPAM = "cpam"
+    SPST = "spst"
+    CAP_EMPLOI = "cap-emploi"
+    MDPH = "mdph"
+
+
+class Axe(StrEnum):
+    PDP = "PDP"  # prévention de la désinsertion professionnelle
+    SPS = "SPS"  # sécuriser les parcours en santé
+
+
+class Sexe(StrEnum):
+    F = "F"
+    M = "M"
+
+
+class Situation(StrEnum):
+    SALARIE = "salarie"
+    DEMANDEUR_EMPLOI = "demandeur-emploi"
+    INDEPENDANT = "independant"
+    FONCTIONNAIRE = "fonctionnaire"
+    SANS_ACTIVITE = "sans-activite"
+    AUTRE = "autre"
+
+
+class Risque(StrEnum):
+    MALADIE = "maladie"
+    AT_MP = "at-mp"
+    INVALIDITE = "invalidite"
+
+
+class Motif(StrEnum):
+    ARRET_LONG = "arret-long"
+    INAPTITUDE = "inaptitude"
+    RESTRICTIONS_APTITUDE = "restrictions-aptitude"
+    RQTH = "rqth"
+    RECONVERSION = "reconversion"
+    REPRISE_TEMPS_PARTIEL = "reprise-temps-partiel"
+    RETARD_PAIEMENT_IJ = "retard-paiement-ij"
+    ACCES_AUX_SOINS = "acces-aux-soins"
+    RESSOURCES = "ressources"
+    ISOLEMENT = "isolement"
+    FIN_DE_DROITS = "fin-de-droits"
+    AUTRE = "autre"
+
+
+class TrancheAge(StrEnum):
+    MOINS_26 = "<26"
+    DE_26_A_45 = "26-45"
+    DE_46_A_59 = "46-59"
+    PLUS_60 = "60+"
+
+
+def tranche_age(annee_naissance: int, annee: int) -> TrancheAge:
+    age = annee - annee_naissance
+    if age < 26:
+        return TrancheAge.MOINS_26
+    if age <= 45:
+        return TrancheAge.DE_26_A_45
+    if age <= 59:
+        return TrancheAge.DE_46_A_59
+    return TrancheAge.PLUS_60
+
+
+def signalement_id(source: Source | str, source_ref: str) -> str:
+    """Deterministic: the same partner reference always gives the same id."""
+    return str(uuid.uuid5(NAMESPACE_SIGNALEMENT, f"{source}:{source_ref}"))
+
+
+def departement_de_commune(commune_insee: str) -> str:
+    """INSEE commune code -> département: 31555 -> 31, 2A004 -> 2A, 97411 -> 974."""
+    code = commune_insee.upper()
+    return code[:3] if code.startswith("97") else code[:2]
+
+
+class Signalement(BaseModel):
+    """A referral in canonical form, as published on ``signalements.entrants.<source>``."""
+
+    model_config = ConfigDict(frozen=True, use_enum_values=False)
+
+    signalement_id: str
+    source: Source
+    source_ref: str = Field(min_length=1, max_length=100)
+    recu_le: datetime
+    nir_pseudonyme: str = Field(pattern=r"^[0-9a-f]{64}$")
+    annee_naissance: int | None = Field(default=None, ge=1900, le=2100)
+    tranche_age: TrancheAge | None = None
+    sexe: Sexe
+    code_postal: str | None = Field(default=None, pattern=r"^\d{5}$")
+    commune_insee: str | None = Field(default=None, pattern=r"^(\d{5}|2[AB]\d{3})$")
+    departement: str = Field(pattern=r"^(\d{2}|2[AB]|97\d)$")
+    situation: Situation
+    risque: Risque
+    arret_debut: date | None = None
+    arret_jours: int | None = Field(default=None, ge=0, le=3650)
+    motif: Motif
+    axe_suggere: Axe | None = None
+    consentement: bool
+    commentaire: str | None = Field(default=None, max_length=COMMENTAIRE_MAX)
+
+    @field_validator("signalement_id")
+    @classmethod
+    def _uuid(cls, v: str) -> str:
+        uuid.UUID(v)
+        return v
+
+    def age(self, annee: int) -> int | None:
+        return None if self.annee_naissance is None else annee - self.annee_naissance
+
+    def to_avro(self) -> dict:
+        return self.model_dump(mode="python")
+
+    def cle(self) -> bytes:
+        """Kafka key: one assuré's events stay in one partition."""
+        return self.nir_pseudonyme.encode()
+
+
+class Affectation(BaseModel):
+    """The routing decision: signalement -> file (-> caseworker), with the rule and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    signalement_id: str
+    sequence: int = 0
+    nature: str = "initiale"
+    source: Source
+    source_ref: str
+    nir_pseudonyme: str
+    recu_le: datetime
+    departement: str
+    file: str
+    equipe: str | None = None
+    axe: Axe
+    priorite: int = Field(ge=1, le=9)
+    assistant: str | None = None
+    regle: str
+    config_version: str
+    explication: str
+    echeance_premier_contact: date
+    decide_le: datetime
+    # v2: the case this signalement belongs to (référent unique), and the file it left.
+    dossier_id: str | None = None
+    file_precedente: str | None = None
+
+    def to_avro(self) -> dict:
+        return self.model_dump(mode="python")
+
+    def cle(self) -> bytes:
+        return self.signalement_id.encode()
+
+
+class TypeSuivi(StrEnum):
+    RECEPTION = "reception"
+    PRISE_EN_CHARGE = "prise-en-charge"
+    ENTRETIEN = "entretien"
+    PRECONISATION = "preconisation"
+    REORIENTATION = "reorientation"
+    CLOTURE = "cloture"
+    REFUS = "refus"
+    ANNULATION = "annulation"
+    ACTION_COLLECTIVE = "action-collective"
+
+
+class ModeEntretien(StrEnum):
+    DE_VISU = "de-visu"
+    TELEPHONE = "telephone"
+    VISITE_DOMICILE = "visite-domicile"
+
+
+class Preconisation(StrEnum):
+    VISITE_PRE_REPRISE = "visite-pre-reprise"
+    RQTH = "rqth"
+    BILAN_COMPETENCES = "bilan-competences"
+    CPF = "cpf"
+    MISE_EN_RELATION = "mise-en-relation"
+    AUTRE = "autre"
+
+
+class IssueAccompagnement(StrEnum):
+    MAINTIEN_POSTE = "maintien-poste"
+    MAINTIEN_AUTRE_EMPLOI = "maintien-autre-emploi"
+    MAINTIEN_MARCHE_TRAVAIL = "maintien-marche-travail"
+    SORTIE_EMPLOI = "sortie-emploi"
+    SANS_SUITE = "sans-suite"
+    AUTRE = "autre"
+
+
+class Suivi(BaseModel):
+    """A caseworker-side event, as published on ``suivis`` (key: signalement_id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    suivi_id: str = Field(min_length=1, max_length=100)
+    signalement_id: str | None = None
+    type: TypeSuivi
+    survenu_le: datetime
+    assistant: str | None = None
+    equipe: str | None = None
+    mode_entretien: ModeEntretien | None = None
+    preconisation: Preconisation | None = None
+    issue: IssueAccompagnement | None = None
+    reorientation_vers: str | None = Field(default=None, pattern=r"^(axe:(PDP|SPS)|equipe:[\w.-]+|partenaire:[\w-]+)$")
+    seances: int | None = Field(default=None, ge=1)
+    participants: int | None = Field(default=None, ge=1)
+    commentaire: str | None = Field(default=None, max_length=COMMENTAIRE_MAX)
+
+    def to_avro(self) -> dict:
+        return self.model_dump(mode="python")
+
+    def cle(self) -> bytes:
+        return (self.signalement_id or f"action:{self.suivi_id}").encode()
