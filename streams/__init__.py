@@ -1,0 +1,1 @@
+"""Faust stream processors: validation, dedup, triage and routing, aggregates."""

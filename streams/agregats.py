@@ -1,0 +1,212 @@
+"""Live aggregates: two small stages, each keyed so that its table is co-partitioned.
+
+1. ``agregats-repartition`` re-keys ingress signalements by ``signalement_id``
+   (ingress is keyed by assuré) onto an internal topic, so that
+   ``agregats-dossiers`` sees a signalement, its affectations and its suivis in one
+   partition. That agent keeps one *dossier* per signalement in a table and
+   maintains, in memory, the per-partition totals its dossiers contribute
+   (:mod:`aiguillage.agregats.calcul`). A timer publishes the totals that changed
+   (absolute values, not deltas: a replay is harmless) to ``…-agregats-partiels``,
+   keyed by the aggregate key. After a rebalance or a restart the in-memory totals
+   are rebuilt from the recovered dossiers, which are the only state with a changelog.
+2. ``agregats-totaux`` keeps, per aggregate key, each partition's latest value; a
+   timer sums them, applies statistical confidentiality and publishes the
+   figures that changed to the compacted ``agregats`` topic (Avro ``Agregat``).
+
+Publishing on a short timer rather than on every change bounds the traffic: a
+figure that changes 100 times in a second is published once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from aiguillage import topics
+from aiguillage.agregats import calcul, publication
+from aiguillage.codec import AvroCodec
+from aiguillage.domain import Source
+
+log = logging.getLogger(__name__)
+
+APPLIQUER = {
+    "Signalement": calcul.appliquer_signalement,
+    "Affectation": calcul.appliquer_affectation,
+    "Suivi": calcul.appliquer_suivi,
+}
+
+
+class Agregation:
+    def __init__(self, app: faust.App, codec: AvroCodec, seuil: int, intervalle: float = 1.0) -> None:
+        self.app, self.codec, self.seuil, self.intervalle = app, codec, seuil, intervalle
+        n = app.conf.topic_partitions
+        self.nom_repartition = f"{app.conf.id}-agregats-signalements"
+        self.nom_partiels = f"{app.conf.id}-agregats-partiels"
+        self.entrants = app.topic(*(topics.entrants(s) for s in Source), internal=False)
+        self.repartition = app.topic(self.nom_repartition, internal=True, partitions=n)
+        self.evenements = app.topic(
+            self.nom_repartition, topics.AFFECTATIONS, topics.SUIVIS, internal=True, partitions=n
+        )
+        self.partiels_topic = app.topic(self.nom_partiels, internal=True, partitions=n)
+        self.agregats_topic = app.topic(topics.AGREGATS, internal=False)
+        self.schemas = {self.nom_repartition: "Signalement", topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}
+        self.dossiers = app.Table(
+            "agregats_dossiers", partitions=n,
+            help="signalement_id -> dossier: signalement, latest affectation, escalations, suivis",
+        )
+        self.totaux = app.Table(
+            "agregats_totaux", partitions=n,
+            help="aggregate key -> {partition of stage 1: its latest value}",
+        )
+        # Stage 1, in memory: (partition, cle) -> count or {days: count}; rebuilt from dossiers.
+        self.partiels: dict[tuple[int, str], publication.Valeur] = {}
+        self.partiels_sales: set[tuple[int, str]] = set()
+        self.partiels_pour: frozenset[int] | None = None
+        # Stage 2, in memory: what was last published, and which keys changed since.
+        self.totaux_sales: set[str] = set()
+        self.totaux_pour: frozenset[int] | None = None
+        self.publies: dict[str, tuple[float | None, bool]] = {}
+
+    # -- stage 1 -------------------------------------------------------------------------
+
+    async def repartir(self, event: faust.types.EventT) -> None:
+        try:
+            sid = self.codec.decode("Signalement", event.message.value)["signalement_id"]
+        except Exception:  # noqa: BLE001 - the routing agent dead-letters bad records
+            return
+        await self.repartition.send(key=sid.encode(), value=event.message.value)
+
+    def appliquer(self, event: faust.types.EventT) -> None:
+        msg = event.message
+        schema = self.schemas[msg.topic]
+        record = self.codec.decode(schema, msg.value)
+        cle = (msg.key or b"").decode()
+        if not cle:
+            raise ValueError(f"{msg.topic} record without a key")
+        avant = self.dossiers.get(cle)
+        apres = APPLIQUER[schema](avant, record)
+        apres["p"] = msg.partition
+        if apres == avant:
+            return  # a resend: nothing changed
+        self.dossiers[cle] = apres  # reassigned, so the changelog gets it
+        for (c, bucket), n in calcul.difference(avant, apres).items():
+            self._ajouter(msg.partition, c, bucket, n)
+
+    def _ajouter(self, p: int, c: str, bucket: int | None, n: int) -> None:
+        cur = self.partiels.get((p, c))
+        if bucket is None:
+            self.partiels[(p, c)] = (cur if isinstance(cur, int) else 0) + n
+        else:
+            hist = dict(cur) if isinstance(cur, dict) else {}
+            hist[bucket] = hist.get(bucket, 0) + n
+            self.partiels[(p, c)] = {b: k for b, k in hist.items() if k}
+        self.partiels_sales.add((p, c))
+
+    def _pret(self) -> bool:
+        return not self.app.rebalancing and self.app.tables.recovery.completed.is_set()
+
+    def _assignees(self, topic: str) -> frozenset[int]:
+        return frozenset(tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic)
+
+    def reconstruire_partiels(self, assignees: frozenset[int]) -> None:
+        """After a rebalance or a restart: the totals of our partitions, from the recovered dossiers."""
+        self.partiels, self.partiels_sales = {}, set()
+        for _, d in list(self.dossiers.items()):
+            if d and d.get("p") in assignees:
+                for (c, bucket), n in calcul.contributions(d).items():
+                    self._ajouter(d["p"], c, bucket, n)
+        self.partiels_pour = assignees
+        log.info("aggregates rebuilt for partitions %s: %d figures", sorted(assignees), len(self.partiels))
+
+    async def publier_partiels(self) -> None:
+        if not self._pret():
+            return
+        assignees = self._assignees(self.nom_repartition)
+        if assignees != self.partiels_pour:
+            self.reconstruire_partiels(assignees)
+        sales, self.partiels_sales = self.partiels_sales, set()
+        try:
+            for p, c in sales:
+                body = json.dumps({"p": p, "v": self.partiels.get((p, c), 0)}).encode()
+                await self.partiels_topic.send(key=c.encode(), value=body)
+        except Exception:
+            self.partiels_sales |= sales  # try again on the next tick
+            raise
+
+    # -- stage 2 -------------------------------------------------------------------------
+
+    def cumuler(self, event: faust.types.EventT) -> None:
+        msg = event.message
+        c = msg.key.decode()
+        body = json.loads(msg.value)
+        entree = self.totaux.get(c) or {"p": msg.partition, "v": {}}
+        parts = dict(entree["v"])
+        parts[str(body["p"])] = body["v"]
+        self.totaux[c] = {"p": msg.partition, "v": parts}
+        self.totaux_sales.add(c)
+
+    async def publier_agregats(self) -> None:
+        if not self._pret():
+            return
+        assignees = self._assignees(self.nom_partiels)
+        if assignees != self.totaux_pour:
+            # Republish what we now own: a tick may have been lost with the previous owner.
+            self.totaux_sales = {c for c, e in list(self.totaux.items()) if e and e["p"] in assignees}
+            self.publies = {}
+            self.totaux_pour = assignees
+        sales, self.totaux_sales = self.totaux_sales, set()
+        maintenant = datetime.now(UTC)
+        try:
+            for c in sales:
+                entree = self.totaux.get(c)
+                if not entree:
+                    continue
+                total = publication.fusionner(entree["v"].values())
+                for rec in publication.agregats(c, total, self.seuil, maintenant):
+                    etat = (rec["valeur"], rec["masque"])
+                    if self.publies.get(rec["cle"]) == etat:
+                        continue
+                    await self.agregats_topic.send(key=rec["cle"].encode(), value=self.codec.encode("Agregat", rec))
+                    self.publies[rec["cle"]] = etat
+        except Exception:
+            self.totaux_sales |= sales
+            raise
+
+
+def install(app: faust.App, codec: AvroCodec, seuil: int = publication.SEUIL_PAR_DEFAUT,
+            intervalle: float = 1.0) -> Agregation:
+    ag = Agregation(app, codec, seuil, intervalle)
+
+    async def par_record(stream: faust.StreamT, fn: Any, quoi: str) -> None:
+        async for event in stream.events():
+            try:
+                await fn(event) if quoi == "repartir" else fn(event)
+            except Exception:
+                m = event.message
+                log.exception("aggregates: %s failed on %s[%d]@%d", quoi, m.topic, m.partition, m.offset)
+
+    @app.agent(ag.entrants, name="agregats-repartition", concurrency=1)
+    async def repartition(stream: faust.StreamT) -> None:
+        await par_record(stream, ag.repartir, "repartir")
+
+    @app.agent(ag.evenements, name="agregats-dossiers", concurrency=1)
+    async def dossiers(stream: faust.StreamT) -> None:
+        await par_record(stream, ag.appliquer, "appliquer")
+
+    @app.agent(ag.partiels_topic, name="agregats-totaux", concurrency=1)
+    async def totaux(stream: faust.StreamT) -> None:
+        await par_record(stream, ag.cumuler, "cumuler")
+
+    @app.timer(interval=intervalle, name="agregats-publier")
+    async def publier() -> None:
+        try:
+            await ag.publier_partiels()
+            await ag.publier_agregats()
+        except Exception:
+            log.exception("aggregates: publishing failed; retrying")
+
+    return ag

@@ -1,0 +1,68 @@
+"""Where routing state lives, and why: three agents, three keys.
+
+Faust writes a table's changelog to the partition *of the event being processed*,
+so a table entry must always be written while iterating a stream keyed like it.
+Routing needs state under three different keys, hence three agents::
+
+    signalements.entrants.*  (key: nir_pseudonyme)
+        └─ agent ``routage`` (streams/routage.py): validate, dedup, triage, territory.
+           tables: signalements_vus[signalement_id], assures[nir_pseudonyme]
+           -> <app>-equipes, keyed by team            (or ``affectations`` directly for
+                                                        a signalement that has no team)
+    <app>-equipes  (key: team id; internal)
+        └─ agent ``equipes`` (streams/equipes.py): caseloads, waiting files, cases.
+           tables: charges["team|caseworker"], dossiers[signalement_id],
+                   assures_equipe["team|nir_pseudonyme"], escalades[team]
+           -> affectations (initiale, attribution, escalade, reorientation), agregats
+    affectations + suivis + <app>-signalements  (key: signalement_id; co-partitioned)
+        └─ agent ``cycle`` (streams/cycle.py): FHIR status, retours, deadlines.
+           table: cycles[signalement_id]
+           -> retours.<source>, signalements.rejetes, <app>-equipes (liberer, reorienter,
+              escalade), <app>-signalements (deadline checks from the timer)
+
+One team's caseload is therefore on one partition of ``<app>-equipes``: the choice
+of a caseworker never races with another worker. Suivis are keyed by
+signalement_id (the caller does not know the team): ``cycle`` consumes them
+together with ``affectations`` (same key, same partition count), so it knows each
+signalement's current team and forwards caseload effects to that team's partition.
+
+Référent unique: ``routage`` remembers, per assuré, the team of their last case and
+sends a new signalement there; ``equipes`` links it to the open case it holds for
+that assuré (same caseworker, no second case), or follows a transfer, or places it
+in its territory's team.
+
+Sequence numbers: the team that holds a signalement numbers its Affectations
+(attribution, escalade, réorientation: sequence + 1); only a signalement with no
+team is numbered by ``cycle``. One writer per signalement, so "newer sequence wins"
+downstream is well defined.
+
+No ``stream.take`` here: a batch can span partitions, and a table write inside it
+would be logged to the partition of the batch's last event. Per-record work is pure
+functions over a configuration compiled at start-up (dict look-ups).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import faust
+
+if TYPE_CHECKING:
+    from streams.topology import Topology
+
+
+def declarer(topo: Topology) -> None:
+    app = topo.app
+    parts = app.conf.topic_partitions
+    prefix = app.conf.id
+    topo.equipes = app.topic(f"{prefix}-equipes", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
+    topo.signalements = app.topic(f"{prefix}-signalements", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
+    json = {"schema": faust.Schema(key_serializer="json", value_serializer="json")}
+    topo.assures = app.Table("assures", default=None, help="nir_pseudonyme -> team of the assuré's last case", **json)
+    topo.charges = app.Table("charges", default=int, help="'team|caseworker' -> active cases", **json)
+    topo.dossiers = app.Table("dossiers", default=None, help="signalement_id -> its case in a team: caseworker or waiting", **json)
+    topo.assures_equipe = app.Table(
+        "assures_equipe", default=None, help="'team|nir_pseudonyme' -> open case in that team, or where it moved", **json
+    )
+    topo.escalades = app.Table("escalades", default=int, help="team -> first-contact deadlines missed so far", **json)
+    topo.cycles = app.Table("cycles", default=None, help="signalement_id -> FHIR status, latest affectation, deadline", **json)

@@ -1,0 +1,102 @@
+"""The whole data flow on one screen: the Faust app, its topics and its tables.
+
+Values are raw bytes on the wire (Confluent-framed Avro); agents decode them with
+the hub's codec so that a bad record is caught per record and dead-lettered,
+instead of failing inside Faust's deserializer where it would be skipped unseen.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from aiguillage import topics
+from aiguillage.config import Settings
+from aiguillage.domain import Source
+from aiguillage.security import faust_credentials
+
+# Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and a broker that holds a fetch
+# until that wait is over (the embedded one does, whatever fetch_min_bytes says) then adds
+# up to 1.5 s to every record at low rates. Measured with `aiguillage bench` (issue 8).
+FETCH_MAX_WAIT_MS = 10
+
+
+def _short_fetch_wait() -> None:
+    """Lower the fetch wait of the consumers Faust creates (there is no Faust setting for it)."""
+    from faust.transport.drivers import aiokafka as driver
+
+    create = driver.AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "short_fetch_wait", False):
+        return
+
+    def create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the Fetcher it starts
+        return consumer
+
+    create_worker_consumer.short_fetch_wait = True  # type: ignore[attr-defined]
+    driver.AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
+
+
+def make_app(settings: Settings) -> faust.App:
+    _short_fetch_wait()
+    return faust.App(
+        settings.worker_id,
+        broker=settings.broker,
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        # Tansu has no InitProducerId: at least once, with idempotent effects downstream.
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_allow_declare=True,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        # Ready in seconds, not ~30 s, on the embedded broker: a short session and
+        # rebalance timeout make a join (and a dead member's eviction) quick, and
+        # the default 10 s pause before recovering tables starts is pointless here.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=10.0,
+        stream_recovery_delay=0.0,
+        # On SIGTERM, do not wait for every buffered event to be processed (a backlog of a
+        # few thousand made shutdown outlast any sane grace period): what is not processed is
+        # not acked, so not committed, and the next worker replays it; effects are idempotent.
+        stream_wait_empty=False,
+        # Throughput (issue 8, measured with `aiguillage bench`): a commit flushes the
+        # producer first, so commit on time, not every few hundred records; big fetches
+        # and producer batches. (A 25 ms linger cut the embedded broker's CPU per record from
+        # 200 to 58 µs on a batched copy loop; see the linger note below for why it is 0 here.)
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        broker_max_poll_records=2000,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        # No linger: the routing agents wait for each output's ack before they mark it done
+        # (a crash in between must not lose it), so a linger would be paid on every record.
+        producer_linger=0.0,
+        producer_max_batch_size=256 * 1024,
+        producer_acks=-1,
+    )
+
+
+class Topology:
+    """Topics and tables of one app instance (tests build several apps in one process)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.entrants = app.topic(*(topics.entrants(s) for s in Source), internal=False)
+        self.affectations = app.topic(topics.AFFECTATIONS, internal=False)
+        self.rejetes = app.topic(topics.REJETES, internal=False)
+        # Dedup: a signalement_id already routed is not routed again. Keyed by
+        # signalement_id, always written while iterating the partition of its
+        # assuré (the ingress key), so its changelog partition is stable.
+        self.vus = app.Table("signalements_vus", default=int, help="signalement_id -> times seen")
+        self.retours = {s: app.topic(topics.retours(s), internal=False) for s in Source}
+        self.agregats = app.topic(topics.AGREGATS, internal=False)
+        self.suivis = app.topic(topics.SUIVIS, internal=False)
+        # Routing state (streams/etat.py explains the keys and why each lives where it does).
+        from streams.etat import declarer
+
+        declarer(self)
