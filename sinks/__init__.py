@@ -1,0 +1,1 @@
+"""Sinks: consumers that write the hub's topics to SQL idempotently, committing offsets after the database."""
