@@ -1,0 +1,1 @@
+"""Aggregation arithmetic, pure: period keys, what a dossier contributes, confidentiality, the bilan."""

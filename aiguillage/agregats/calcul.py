@@ -1,0 +1,238 @@
+"""Aggregation arithmetic: what one dossier contributes to the live figures.
+
+A *dossier* is everything known about one signalement, keyed by its
+``signalement_id``: the signalement itself, its latest affectation, its
+escalations and its suivis (an action collective is a dossier of its own,
+keyed ``action:<suivi_id>``). It is plain JSON, so a Faust table can hold it.
+
+:func:`contributions` is the single definition of every figure: the counts (and
+histogram samples, for delays and durations) that a dossier adds, as a pure
+function of its state. Applying an event is then idempotent by construction
+(a resent suivi or an older affectation does not change the dossier), an
+incremental update is ``contributions(after) - contributions(before)``, and a
+recovery is the sum over the recovered dossiers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from aiguillage.agregats.periodes import ANNEE, COURANT, JOUR, MOIS, SEMAINE, cle, periode
+
+# A contribution: (aggregate key, histogram bucket in days or None for a plain count) -> n.
+Contribution = tuple[str, int | None]
+
+EXTERNES = ("spst", "cap-emploi", "mdph")
+FIN = ("cloture", "refus", "annulation")
+NON_ATTRIBUE = "non-attribue"
+
+# Which breakdowns each indicator has, per period type. A département cross of
+# each breakdown is added for the periods in DEPARTEMENTALES, so that the API
+# and the bilan can filter on a territory.
+SIGNALEMENTS = {
+    JOUR: [(), ("source",)],
+    SEMAINE: [(), ("source",), ("axe",)],
+    MOIS: [(), ("source",), ("axe",), ("sexe",), ("tranche_age",), ("risque",), ("file",)],
+    ANNEE: [(), ("source",), ("axe",), ("sexe",), ("tranche_age",), ("risque",), ("file",),
+            ("axe", "source"), ("axe", "sexe"), ("axe", "tranche_age"), ("axe", "risque")],
+}
+DEPARTEMENTALES = (SEMAINE, MOIS, ANNEE)
+PAR_AXE = [(), ("axe",)]
+PAR_FILE = [(), ("axe",), ("file",)]
+
+
+def _ms(t: datetime | int) -> int:
+    return t if isinstance(t, int) else int(t.timestamp() * 1000)
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _iso(d: date | str) -> str:
+    return d if isinstance(d, str) else d.isoformat()
+
+
+def tranche(annee_naissance: int | None, tranche_age: str | None, annee: int) -> str:
+    if tranche_age:
+        return tranche_age
+    if annee_naissance is None:
+        return "inconnue"
+    age = annee - annee_naissance
+    return "<26" if age < 26 else "26-45" if age <= 45 else "46-59" if age <= 59 else "60+"
+
+
+# -- applying events (pure, idempotent) --------------------------------------------------
+
+
+def nouveau() -> dict[str, Any]:
+    return {"sig": None, "aff": None, "escalades": {}, "suivis": {}}
+
+
+def appliquer_signalement(d: dict[str, Any] | None, s: Mapping[str, Any]) -> dict[str, Any]:
+    d = dict(d or nouveau())
+    if d["sig"] is None:  # a resend is the same signalement: the first one stands
+        recu = _ms(s["recu_le"])
+        d["sig"] = {
+            "source": s["source"], "sexe": s["sexe"], "risque": s["risque"],
+            "departement": s["departement"], "recu_le": recu,
+            "tranche_age": tranche(s.get("annee_naissance"), s.get("tranche_age"), _dt(recu).year),
+        }
+    return d
+
+
+def appliquer_affectation(d: dict[str, Any] | None, a: Mapping[str, Any]) -> dict[str, Any]:
+    d = dict(d or nouveau())
+    seq = int(a.get("sequence") or 0)
+    if a.get("nature") == "escalade":
+        # An escalation is a first-contact deadline breach; keyed by sequence: counted once.
+        esc = dict(d["escalades"])
+        esc.setdefault(str(seq), {"le": _ms(a["decide_le"]), "file": a["file"],
+                                  "departement": a["departement"], "axe": a["axe"]})
+        d["escalades"] = esc
+    if d["aff"] is None or seq > d["aff"]["sequence"]:
+        d["aff"] = {
+            "sequence": seq, "source": a["source"], "axe": a["axe"], "file": a["file"],
+            "departement": a["departement"], "assistant": a.get("assistant"),
+            "recu_le": _ms(a["recu_le"]), "echeance": _iso(a["echeance_premier_contact"]),
+        }
+    return d
+
+
+def appliquer_suivi(d: dict[str, Any] | None, s: Mapping[str, Any]) -> dict[str, Any]:
+    d = dict(d or nouveau())
+    if s["suivi_id"] in d["suivis"]:
+        return d  # a resent suivi is the same suivi
+    suivis = dict(d["suivis"])
+    suivis[s["suivi_id"]] = {
+        k: v for k, v in {
+            "type": s["type"], "t": _ms(s["survenu_le"]), "mode": s.get("mode_entretien"),
+            "preco": s.get("preconisation"), "issue": s.get("issue"),
+            "assistant": s.get("assistant"), "seances": s.get("seances"),
+            "participants": s.get("participants"),
+        }.items() if v is not None
+    }
+    d["suivis"] = suivis
+    return d
+
+
+# -- what a dossier contributes -------------------------------------------------------------
+
+
+def _ajouter(out: Counter[Contribution], indicateur: str, quand: datetime | None,
+             valeurs: Mapping[str, str], jeux: Mapping[str, list[tuple[str, ...]]] | list[tuple[str, ...]],
+             periodes: Iterable[str] = (MOIS, ANNEE), n: int = 1, bucket: int | None = None,
+             departement: bool = True) -> None:
+    par_periode = jeux if isinstance(jeux, Mapping) else {p: jeux for p in periodes}
+    for type_, dims_list in par_periode.items():
+        per = periode(type_, quand) if quand is not None else COURANT
+        for dims in dims_list:
+            noms = [dims]
+            if departement and (type_ in DEPARTEMENTALES or type_ == COURANT) and "departement" not in dims:
+                noms.append((*dims, "departement"))
+            for ds in noms:
+                out[(cle(indicateur, type_, per, {k: valeurs[k] for k in ds}), bucket)] += n
+
+
+def contributions(d: dict[str, Any]) -> Counter[Contribution]:
+    out: Counter[Contribution] = Counter()
+    suivis = sorted(d["suivis"].values(), key=lambda s: s["t"])
+    for s in suivis:
+        if s["type"] == "action-collective":
+            quand = _dt(s["t"])
+            _ajouter(out, "actions-collectives", quand, {}, [()], departement=False)
+            _ajouter(out, "seances-collectives", quand, {}, [()], n=s.get("seances", 1), departement=False)
+            _ajouter(out, "participants-collectifs", quand, {}, [()], n=s.get("participants", 0), departement=False)
+    sig, aff = d["sig"], d["aff"]
+    if aff is None:
+        return out  # nothing to file it under until routing has decided
+    v = {"axe": aff["axe"], "file": aff["file"], "departement": aff["departement"], "source": aff["source"]}
+    for esc in d["escalades"].values():
+        ve = {"axe": esc["axe"], "file": esc["file"], "departement": esc["departement"]}
+        _ajouter(out, "escalades", _dt(esc["le"]), ve, PAR_FILE, periodes=(SEMAINE, MOIS, ANNEE))
+    if sig is not None:
+        v.update(sexe=sig["sexe"], tranche_age=sig["tranche_age"], risque=sig["risque"])
+        _ajouter(out, "signalements", _dt(sig["recu_le"]), v, SIGNALEMENTS)
+    recu = _dt(aff["recu_le"])
+
+    contacts = [s for s in suivis if s["type"] in ("prise-en-charge", "entretien")]
+    fins = [s for s in suivis if s["type"] in FIN]
+    premier = contacts[0] if contacts else None
+    fin = fins[0] if fins else None
+    assistant = next((s["assistant"] for s in reversed(suivis) if s.get("assistant")), None)
+    v["assistant"] = assistant or aff["assistant"] or NON_ATTRIBUE
+
+    if fin is None:  # still open: the backlog
+        _ajouter(out, "backlog", None, v, [(), ("axe",), ("file",), ("assistant",)], periodes=(COURANT,))
+        if premier is None:
+            _ajouter(out, "en-attente-premier-contact", None, v, [(), ("axe",), ("file",)], periodes=(COURANT,))
+    if premier is not None:
+        t = _dt(premier["t"])
+        jours = max(0, (t - recu).days)
+        _ajouter(out, "delai-premier-contact", t, v, PAR_FILE, bucket=jours)
+        _ajouter(out, "premiers-contacts", t, v, PAR_FILE)
+        if t.date().isoformat() > aff["echeance"]:
+            _ajouter(out, "premiers-contacts-hors-delai", t, v, PAR_FILE)
+        if sig is not None:
+            _ajouter(out, "assures-accompagnes", t, v,
+                     [(), ("axe",), ("axe", "sexe"), ("axe", "tranche_age"), ("axe", "risque"),
+                      ("sexe",), ("tranche_age",), ("risque",)])
+    for s in suivis:
+        t = _dt(s["t"])
+        if s["type"] == "entretien":
+            ve = {**v, "mode": s.get("mode", "inconnu")}
+            _ajouter(out, "entretiens", t, ve, [(), ("mode",), ("axe",), ("axe", "mode")],
+                     periodes=(SEMAINE, MOIS, ANNEE))
+        elif s["type"] == "preconisation":
+            vp = {**v, "preconisation": s.get("preco", "autre")}
+            _ajouter(out, "preconisations", t, vp, [(), ("axe",), ("preconisation",), ("axe", "preconisation")])
+        elif s["type"] == "reorientation":
+            _ajouter(out, "reorientations", t, v, PAR_AXE)
+    if fin is not None:
+        t = _dt(fin["t"])
+        issue = fin.get("issue", "autre") if fin["type"] == "cloture" else fin["type"]
+        vc = {**v, "issue": issue}
+        _ajouter(out, "clotures", t, vc, [(), ("axe",), ("issue",), ("axe", "issue")])
+        debut = _dt(premier["t"]) if premier is not None and premier["t"] <= fin["t"] else recu
+        _ajouter(out, "duree-accompagnement", t, vc, PAR_AXE, bucket=max(0, (t - debut).days))
+        nb = sum(1 for s in suivis if s["type"] == "entretien")
+        if fin["type"] == "cloture" and nb >= 3:
+            _ajouter(out, "clotures-3-entretiens", t, vc, [(), ("axe",), ("axe", "issue")])
+    return out
+
+
+def difference(avant: dict[str, Any] | None, apres: dict[str, Any]) -> Counter[Contribution]:
+    """What applying one event changed, as signed counts (negative: a figure went down)."""
+    delta = Counter(contributions(apres))
+    if avant is not None:
+        delta.subtract(contributions(avant))
+    return Counter({k: n for k, n in delta.items() if n})
+
+
+class Accumulateur:
+    """The same arithmetic without a broker: dossiers in a dict, totals in a Counter.
+
+    What the Faust agent does per partition, for the pure tests and the simulator's
+    offline year (``aiguillage demo --hors-ligne``).
+    """
+
+    def __init__(self) -> None:
+        self.dossiers: dict[str, dict[str, Any]] = {}
+        self.totaux: Counter[Contribution] = Counter()
+
+    def appliquer(self, nature: str, cle_: str, record: Mapping[str, Any]) -> None:
+        avant = self.dossiers.get(cle_)
+        fn = {"signalement": appliquer_signalement, "affectation": appliquer_affectation,
+              "suivi": appliquer_suivi}[nature]
+        apres = fn(avant, record)
+        self.totaux.update(difference(avant, apres))
+        self.dossiers[cle_] = apres
+
+    def recompter(self) -> Counter[Contribution]:
+        total: Counter[Contribution] = Counter()
+        for d in self.dossiers.values():
+            total.update(contributions(d))
+        return total

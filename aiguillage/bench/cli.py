@@ -1,0 +1,138 @@
+"""The ``aiguillage bench`` command: run the three contenders, print and optionally write the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+KINDS = ("limit", "peer", "hub")
+# Targets of issue 8, on the 2-core development machine with the embedded broker.
+TARGET_VS_LIMIT = 0.30
+TARGET_VS_PEER = 1.5
+TARGET_P99_VS_LIMIT = 2.0
+FLAT_RSS_GROWTH = 0.10
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b and not math.isnan(a) and not math.isnan(b) else None
+
+
+def summary(results: dict, memory_check: bool) -> dict:
+    figures = {k: f.as_dict() for k, f in results.items()}
+    out: dict = {"results": figures, "ratios": {}, "targets": {}}
+    hub, lim, peer = results.get("hub"), results.get("limit"), results.get("peer")
+    if hub and lim:
+        out["ratios"]["hub_limit_throughput"] = ratio(hub.msgs_per_s, lim.msgs_per_s)
+        out["ratios"]["hub_limit_p99"] = ratio(hub.p99_ms, lim.p99_ms)
+        t, p = out["ratios"]["hub_limit_throughput"], out["ratios"]["hub_limit_p99"]
+        out["targets"]["throughput_vs_limit"] = t is not None and t >= TARGET_VS_LIMIT
+        out["targets"]["p99_vs_limit"] = p is not None and p <= TARGET_P99_VS_LIMIT
+    if hub and peer:
+        out["ratios"]["hub_peer_throughput"] = ratio(hub.msgs_per_s, peer.msgs_per_s)
+        r = out["ratios"]["hub_peer_throughput"]
+        out["targets"]["throughput_vs_peer"] = r is not None and r >= TARGET_VS_PEER
+    if memory_check and hub and {100_000, 400_000} <= hub.rss_mb_at.keys():
+        a, b = hub.rss_mb_at[100_000], hub.rss_mb_at[400_000]
+        out["memory"] = {"hub_rss_mb_100k": round(a, 1), "hub_rss_mb_400k": round(b, 1),
+                         "growth": round((b - a) / a, 3)}
+        out["targets"]["rss_flat"] = (b - a) / a <= FLAT_RSS_GROWTH
+    return out
+
+
+def render(console: Console, out: dict, meta: dict) -> None:
+    table = Table(title=f"aiguillage bench: {meta['count']:,} signalements, latency at {meta['rate']}/s, "
+                  f"load average {meta['loadavg_before'][0]:.2f} → {meta['loadavg_after'][0]:.2f}")
+    table.add_column("contender")
+    for col in ("msgs/s", "p50 ms", "p99 ms", "peak RSS MB", "CPU µs/msg", "broker CPU µs/msg", "start + join s"):
+        table.add_column(col, justify="right")
+    for name, f in out["results"].items():
+        table.add_row(name, f"{f['msgs_per_s']:,.0f}", f"{f['p50_ms']:.1f}", f"{f['p99_ms']:.1f}",
+                      f"{f['peak_rss_mb']:.0f}", f"{f['cpu_us_per_msg']:.0f}",
+                      "-" if f["broker_cpu_us_per_msg"] is None else f"{f['broker_cpu_us_per_msg']:.0f}",
+                      f"{f['ready_s']:.1f}")
+    console.print(table)
+    labels = {"hub_limit_throughput": "hub / limit throughput", "hub_peer_throughput": "hub / peer throughput",
+              "hub_limit_p99": "hub / limit p99"}
+    for key, value in out["ratios"].items():
+        console.print(f"{labels[key]}: {value if value is not None else 'n/a'}")
+    if "memory" in out:
+        m = out["memory"]
+        console.print(f"hub RSS after 100,000: {m['hub_rss_mb_100k']} MB, after 400,000: "
+                      f"{m['hub_rss_mb_400k']} MB ({m['growth']:+.1%})")
+    if out["targets"]:
+        console.print("targets: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in out["targets"].items()))
+
+
+def bench(
+    count: int = typer.Option(200_000, help="Signalements in the backlog each contender drains (throughput)."),
+    rate: int = typer.Option(500, help="Offered rate, signalements/s, of the latency phase."),
+    duration: float = typer.Option(10.0, help="Seconds of the latency phase."),
+    broker: str = typer.Option(None, help="kafka://host:9092 of an existing broker; default: a fresh embedded one."),
+    partitions: int = typer.Option(4, help="Partitions of the bench's fresh topics."),
+    only: Annotated[list[str] | None, typer.Option(help="Run only this contender (repeatable): limit, peer, hub.")] = None,
+    memory_check: bool = typer.Option(False, "--memory-check",
+                                      help="Drain at least 400,000 and compare the hub's RSS at 100,000 and 400,000."),
+    json_path: str = typer.Option(None, "--json", help="Also write the figures as JSON to this file ('-': stdout)."),
+) -> None:
+    """Measure the hub against the limit (a raw aiokafka copy loop) and a peer (a naive Faust copy agent):
+    messages/s on a backlog, end-to-end latency p50/p99 at a fixed offered rate, peak resident memory,
+    and the ratios hub / limit and hub / peer. Each contender runs in its own process on fresh topics.
+
+    Example:  aiguillage bench --count 200000 --rate 500 --json bench.json
+    """
+    from aiguillage.bench.run import BenchError, Options, run
+    from aiguillage.broker import EmbeddedBroker
+
+    err = Console(stderr=True)
+    only = only or list(KINDS)
+    if bad := [k for k in only if k not in KINDS]:
+        err.print(f"[bold red]error:[/] unknown contender(s) {bad}; expected {list(KINDS)}")
+        raise typer.Exit(2)
+    if memory_check:
+        count = max(count, 400_000)
+    log_dir = Path(tempfile.mkdtemp(prefix="aiguillage-bench-"))
+    embedded = None if broker else EmbeddedBroker(log_file=log_dir / "tansu.log").start()
+    bootstrap = embedded.bootstrap if embedded else ",".join(p.split("://", 1)[-1] for p in broker.split(","))
+    broker_pid = embedded.process.pid if embedded and embedded.process else None
+    opts = Options(bootstrap, count, rate, duration, partitions, log_dir, broker_pid)
+    meta = {"count": count, "rate": rate, "duration": duration, "partitions": partitions,
+            "broker": broker or "embedded", "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(),
+            "logs": str(log_dir)}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err, transient=False) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done)
+
+            results = asyncio.run(run([k for k in KINDS if k in only], opts, progress))
+    except BenchError as exc:
+        err.print(f"[bold red]bench failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        if embedded:
+            embedded.stop()
+    meta["loadavg_after"] = os.getloadavg()
+    out = {**meta, **summary(results, memory_check)}
+    to_stderr = json_path == "-"
+    stream = sys.stderr if to_stderr else sys.stdout
+    # Piped into a file or a script: wide enough for the whole table, never wrapped.
+    render(Console(stderr=to_stderr, width=None if stream.isatty() else 140), out, meta)
+    if json_path == "-":
+        typer.echo(json.dumps(out, indent=2))
+    elif json_path:
+        Path(json_path).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,334 @@
+"""One bench run: for each contender, fresh topics, a warm-up, a paced stream, then a backlog.
+
+Start-up: from the process start to the first output of a trickle of warm-up records,
+which includes the consumer-group join; reported apart (``ready_s``), out of the rates.
+Latency: ``rate`` Signalements/s for ``duration`` seconds; each one's latency is the time
+from the bench's send to its arrival on the output topic, on one clock.
+Throughput: a backlog of ``count`` Signalements, written while the contender is frozen;
+the rate is counted from its first output after it resumes to its last, and the CPU time
+it (and the embedded broker) spent meanwhile is divided by ``count``.
+Memory: the contender's resident set (``VmRSS``) at every 100,000 backlog outputs, and its
+peak (``VmHWM``), read from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from aiguillage.bench import contenders
+from aiguillage.bench.donnees import Enregistrement, generer
+
+CHECKPOINT = 100_000
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Figures:
+    name: str
+    count: int
+    msgs_per_s: float
+    ready_s: float
+    p50_ms: float
+    p99_ms: float
+    peak_rss_mb: float
+    cpu_us_per_msg: float  # the contender's CPU time per record while draining: robust to a busy machine
+    broker_cpu_us_per_msg: float | None = None
+    rss_mb_at: dict[int, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["rss_mb_at"] = {str(k): v for k, v in self.rss_mb_at.items()}
+        return d
+
+
+@dataclass
+class Options:
+    bootstrap: str
+    count: int
+    rate: int
+    duration: float
+    partitions: int
+    log_dir: Path
+    broker_pid: int | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+
+def _proc_kb(pid: int, field_name: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float("nan")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def create_fresh_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="aiguillage-bench")
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def preload(bootstrap: str, topic: str, records: list[Enregistrement], progress: Progress) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all")
+    await producer.start()
+    try:
+        acks = []
+        for i, (key, value, _) in enumerate(records, 1):
+            acks.append(await producer.send(topic, value, key=key))
+            if i % 10_000 == 0 or i == len(records):
+                await asyncio.gather(*acks)
+                acks.clear()
+                progress("préchargement", i, len(records))
+    finally:
+        await producer.stop()
+
+
+class OutputWatcher:
+    """Reads the output topic from its beginning (no group: nothing to join), counting and timing."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.tps = [TopicPartition(topic, p) for p in range(partitions)]
+        self.count = 0
+        self.first_at: float | None = None
+        self.sent_at: dict[bytes, float] = {}  # latency phase: key -> send time
+        self.latencies: list[float] = []
+        self.on_count: Callable[[int], None] = lambda n: None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.consumer.assign(self.tps)
+        await self.consumer.seek_to_beginning(*self.tps)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=50, max_records=10_000)
+            now = time.perf_counter()
+            for records in batch.values():
+                if self.first_at is None:
+                    self.first_at = now
+                self.count += len(records)
+                if self.sent_at:
+                    for r in records:
+                        sent = self.sent_at.pop(r.key, None)
+                        if sent is not None:
+                            self.latencies.append(now - sent)
+            if batch:
+                self.on_count(self.count)
+
+    async def wait_for(self, n: int, timeout: float, alive: Callable[[], None]) -> float:
+        deadline = time.monotonic() + timeout
+        while self.count < n:
+            alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"only {self.count} of {n} outputs within {timeout:.0f} s")
+            await asyncio.sleep(0.01)
+        return time.perf_counter()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.consumer.stop()
+
+
+async def offer(bootstrap: str, topic: str, records: list[Enregistrement], rate: int,
+                watcher: OutputWatcher, progress: Progress) -> None:
+    """Send at a fixed rate, noting each record's send time under the keys its output may carry:
+    a copy keeps the assuré's key, an Affectation is keyed by signalement_id."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
+    await producer.start()
+    try:
+        t0 = time.perf_counter()
+        acks = []
+        for i, (key, value, sid) in enumerate(records):
+            due = t0 + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.perf_counter()
+            watcher.sent_at[key] = watcher.sent_at[sid] = now
+            acks.append(await producer.send(topic, value, key=key))
+            if i % rate == 0:
+                progress("latence", i, len(records))
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+
+
+def spawn(kind: str, opts: Options, prefix: str, group: str) -> subprocess.Popen[bytes]:
+    # The child imports the same code as this process (a worktree shadows the installed one).
+    root = str(Path(contenders.__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "AIGUILLAGE_DLQ_KEY": secrets.token_hex(32),
+           "AIGUILLAGE_PARTITIONS": str(opts.partitions)}
+    with open(opts.log_dir / f"{kind}.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aiguillage.bench.contenders", kind,
+             "--bootstrap", opts.bootstrap, "--prefix", prefix, "--group", group],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def warm_up(bootstrap: str, topic: str, records: list[Enregistrement], watcher: OutputWatcher,
+                  alive: Callable[[], None], timeout: float = 120.0) -> int:
+    """One record every 100 ms until the first output: the contender has started and joined its group.
+    Returns how many were sent, once all of them are out."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        sent = 0
+        while watcher.count == 0:
+            alive()
+            if time.monotonic() > deadline or sent == len(records):
+                raise BenchError(f"no output within {timeout:.0f} s of the start")
+            key, value, _ = records[sent]
+            await producer.send_and_wait(topic, value, key=key)
+            sent += 1
+            await asyncio.sleep(0.1)
+        return sent
+    finally:
+        await producer.stop()
+
+
+async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progress) -> Figures:
+    """Start, warm up (group join), latency at the offered rate, then drain a backlog.
+
+    The latency phase comes first, on fresh topics: the embedded broker slows down as a topic
+    fills with small batches, which would penalise whoever writes small batches afterwards.
+    The backlog is written while the contender is frozen (SIGSTOP, shorter than a session
+    timeout), so that it drains a full backlog from the moment it resumes."""
+    prefix = f"bench-{opts.run_id}-{kind}"
+    entree = contenders.entree(prefix)
+    await create_fresh_topics(opts.bootstrap, contenders.hub_topic_names(prefix), opts.partitions)
+    watcher = OutputWatcher(opts.bootstrap, contenders.sortie(prefix), opts.partitions)
+    await watcher.start()
+    started = time.perf_counter()
+    proc = spawn(kind, opts, prefix, f"{prefix}-app")
+
+    def alive() -> None:
+        if proc.poll() is not None:
+            raise BenchError(f"{kind} exited with status {proc.returncode}; see {opts.log_dir / (kind + '.log')}")
+
+    def step(phase: str) -> Progress:
+        return lambda _p, d, t: progress(f"{kind}: {phase}", d, t)
+
+    try:
+        progress(f"{kind}: start + join", 0, 1)
+        warm = await warm_up(opts.bootstrap, entree, data.warm, watcher, alive)
+        assert watcher.first_at is not None
+        ready = watcher.first_at - started
+        await watcher.wait_for(warm, timeout=60, alive=alive)
+        progress(f"{kind}: start + join", 1, 1)
+
+        await offer(opts.bootstrap, entree, data.paced, opts.rate, watcher, step("latence"))
+        base = warm + len(data.paced)
+        await watcher.wait_for(base, timeout=60, alive=alive)
+        progress(f"{kind}: latence", len(data.paced), len(data.paced))
+        lat = sorted(watcher.latencies)
+        watcher.sent_at.clear()  # a copy's output matched on one key of the two noted
+
+        n = len(data.backlog)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            await preload(opts.bootstrap, entree, data.backlog, step("préchargement"))
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        cpu0, broker0 = cpu_seconds(proc.pid), cpu_seconds(opts.broker_pid)
+        rss_at: dict[int, float] = {}
+
+        def on_count(total: int) -> None:
+            done = total - base
+            progress(f"{kind}: débit", done, n)
+            mark = (done // CHECKPOINT) * CHECKPOINT
+            if mark and mark not in rss_at:
+                rss_at[mark] = _proc_kb(proc.pid, "VmRSS") / 1024
+
+        watcher.first_at = None
+        watcher.on_count = on_count
+        done_at = await watcher.wait_for(base + n, timeout=120 + n / 300, alive=alive)
+        assert watcher.first_at is not None
+        msgs_per_s = (n - 1) / max(done_at - watcher.first_at, 1e-9)
+        cpu = (cpu_seconds(proc.pid) - cpu0) / n * 1e6
+        broker_cpu = (cpu_seconds(opts.broker_pid) - broker0) / n * 1e6 if opts.broker_pid else None
+        peak = _proc_kb(proc.pid, "VmHWM") / 1024
+    finally:
+        await watcher.stop()
+        await asyncio.to_thread(stop, proc)
+    return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
+                   cpu, broker_cpu, rss_at)
+
+
+@dataclass
+class Donnees:
+    """The same signalements for every contender: each gets fresh topics (and a fresh
+    group, fresh tables), so the same ids are new to each."""
+
+    warm: list[Enregistrement]
+    paced: list[Enregistrement]
+    backlog: list[Enregistrement]
+
+
+async def run(kinds: list[str], opts: Options, progress: Progress) -> dict[str, Figures]:
+    paced_n = max(1, int(opts.rate * opts.duration))
+    data = Donnees(
+        warm=generer(1200, opts.run_id, start=10**9),
+        paced=generer(paced_n, opts.run_id, start=opts.count),
+        backlog=generer(opts.count, opts.run_id),
+    )
+    return {kind: await run_contender(kind, opts, data, progress) for kind in kinds}

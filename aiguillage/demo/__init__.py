@@ -1,0 +1,1 @@
+"""The demo: simulated partners and caseworkers whose traffic follows the seeds' figures."""
