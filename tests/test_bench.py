@@ -1,0 +1,59 @@
+"""``aiguillage bench`` runs end to end on a small count and reports well-formed figures.
+
+No timing assertion: the figures depend on the machine; only their shape is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.broker
+
+KINDS = ("limit", "peer", "hub")
+
+
+def test_bench_prints_figures_for_limit_peer_and_hub_and_writes_valid_json(broker, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiguillage", "bench", "--count", "2000", "--rate", "500",
+         "--duration", "2", "--broker", broker.url, "--json", str(out)],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for kind in KINDS:
+        row = re.search(rf"^│ {kind}\s*│(.+)│$", proc.stdout, re.MULTILINE)
+        assert row, f"no row for {kind} in:\n{proc.stdout}"
+        cells = [c.strip() for c in row.group(1).split("│")]
+        assert all(re.fullmatch(r"[\d,.]+|-", c) for c in cells), cells
+    assert re.search(r"hub / limit throughput: \d+\.\d+", proc.stdout)
+    assert re.search(r"hub / peer throughput: \d+\.\d+", proc.stdout)
+    assert re.search(r"hub / limit p99: \d+\.\d+", proc.stdout)
+
+    figures = json.loads(out.read_text())
+    assert figures["count"] == 2000 and figures["rate"] == 500
+    for kind in KINDS:
+        f = figures["results"][kind]
+        assert f["count"] == 2000
+        for key in ("msgs_per_s", "p50_ms", "p99_ms", "peak_rss_mb", "ready_s", "cpu_us_per_msg"):
+            assert isinstance(f[key], float) and math.isfinite(f[key]) and f[key] > 0, (kind, key, f[key])
+        assert f["p50_ms"] <= f["p99_ms"]
+    assert set(figures["ratios"]) == {"hub_limit_throughput", "hub_peer_throughput", "hub_limit_p99"}
+    assert all(v > 0 for v in figures["ratios"].values())
+    assert len(figures["loadavg_before"]) == 3
+
+
+def test_bench_refuses_an_unknown_contender():
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiguillage", "bench", "--only", "kafka-streams"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "unknown contender" in proc.stderr

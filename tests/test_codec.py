@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+import struct
+from datetime import UTC, datetime
+
+import fastavro
+import pytest
+
+from aiguillage.codec import AvroCodec, CodecError, LocalSchemaRegistry, schemas_dir
+from aiguillage.domain import Signalement, signalement_id
+
+
+def _signalement() -> Signalement:
+    return Signalement(
+        signalement_id=signalement_id("cpam", "R1"),
+        source="cpam",
+        source_ref="R1",
+        recu_le=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+        nir_pseudonyme="a" * 64,
+        annee_naissance=1975,
+        sexe="F",
+        commune_insee="31555",
+        departement="31",
+        situation="salarie",
+        risque="maladie",
+        motif="arret-long",
+        consentement=True,
+    )
+
+
+def test_wire_format_is_magic_byte_then_schema_id():
+    codec = AvroCodec()
+    data = codec.encode("Signalement", _signalement().to_avro())
+    magic, schema_id = struct.unpack(">bI", data[:5])
+    assert magic == 0
+    assert schema_id == codec.registry.latest("Signalement").schema_id
+
+
+def test_round_trip_gives_back_the_signalement():
+    codec = AvroCodec()
+    s = _signalement()
+    assert Signalement.model_validate(codec.decode("Signalement", codec.encode("Signalement", s.to_avro()))) == s
+
+
+def test_schema_ids_are_stable_across_registry_instances():
+    a, b = LocalSchemaRegistry(), LocalSchemaRegistry()
+    assert {n: a.latest(n).schema_id for n in a.names()} == {n: b.latest(n).schema_id for n in b.names()}
+
+
+@pytest.mark.parametrize(
+    "data,code",
+    [(b"", "wire-format"), (b"\x01\x00\x00\x00\x01xx", "wire-format"), (b"\x00\x00\x00\x00\x07xx", "schema-inconnu")],
+)
+def test_unreadable_bytes_are_a_typed_error(data, code):
+    with pytest.raises(CodecError) as exc:
+        AvroCodec().decode("Signalement", data)
+    assert exc.value.code == code
+
+
+def test_a_truncated_body_is_a_typed_error():
+    data = AvroCodec().encode("Signalement", _signalement().to_avro())
+    with pytest.raises(CodecError):
+        AvroCodec().decode("Signalement", data[:20])
+
+
+def test_schemas_are_parsed_once_not_per_message(monkeypatch):
+    codec = AvroCodec()
+    calls = []
+    monkeypatch.setattr(fastavro, "parse_schema", lambda *a, **k: calls.append(1))
+    codec.decode("Signalement", codec.encode("Signalement", _signalement().to_avro()))
+    assert calls == []
+
+
+def test_every_schema_version_can_read_the_previous_one():
+    """BACKWARD compatibility: the new reader schema reads data written with the previous version."""
+    reg = LocalSchemaRegistry()
+    for name in reg.names():
+        versions = reg.versions(name)
+        for old, new in zip(versions, versions[1:], strict=False):
+            # fastavro resolves writer->reader at read time; an empty record of defaults must pass.
+            sample = _sample(old.raw)
+            import io
+
+            buf = io.BytesIO()
+            fastavro.schemaless_writer(buf, old.parsed, sample)
+            buf.seek(0)
+            fastavro.schemaless_reader(buf, old.parsed, new.parsed)
+    assert all(json.loads(p.read_text())["type"] == "record" for p in schemas_dir().glob("*.avsc"))
+
+
+def _sample(raw: dict) -> dict:
+    """A minimal valid record for a schema: defaults, or a zero value of each type."""
+    zero = {"string": "x", "int": 0, "long": 0, "boolean": False, "bytes": b"", "double": 0.0, "float": 0.0}
+    out = {}
+    for f in raw["fields"]:
+        if "default" in f:
+            out[f["name"]] = f["default"]
+            continue
+        t = f["type"]
+        if isinstance(t, dict):
+            t = t["type"] if t.get("logicalType") is None else t["type"]
+        if isinstance(t, list):
+            t = next(x for x in t if x != "null")
+        out[f["name"]] = zero.get(t, 0) if isinstance(t, str) else {}
+    return out

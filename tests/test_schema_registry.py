@@ -1,0 +1,202 @@
+"""The Schema Registry client against an in-process registry speaking the REST subset it uses."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import fastavro
+import httpx
+import pytest
+
+from aiguillage import topics
+from aiguillage.codec import CodecError, LocalSchemaRegistry, schemas_dir, stable_id
+from aiguillage.config import Settings
+from aiguillage.domain import Signalement, signalement_id
+from aiguillage.schema_registry import SchemaIncompatible, SchemaRegistryError, make_codec
+from aiguillage.topics import hub_topics
+from sinks import db
+from tests.fake_schema_registry import FakeSchemaRegistry
+from tests.kafka_util import read_topic
+from tests.test_squelette_e2e import _wait_row
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def registry():
+    with FakeSchemaRegistry() as fake:
+        yield fake
+
+
+def _settings(url: str | None) -> Settings:
+    return Settings(_env_file=None, schema_registry=url)
+
+
+def _signalement() -> dict:
+    return Signalement(
+        signalement_id=signalement_id("cpam", "SR-1"),
+        source="cpam",
+        source_ref="SR-1",
+        recu_le=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+        nir_pseudonyme="b" * 64,
+        annee_naissance=1980,
+        sexe="M",
+        commune_insee="69123",
+        departement="69",
+        situation="salarie",
+        risque="maladie",
+        motif="arret-long",
+        consentement=True,
+    ).to_avro()
+
+
+def _schema_id(data: bytes) -> int:
+    return struct.unpack(">bI", data[:5])[1]
+
+
+def _with_version(tmp_path: Path, name: str, version: int, field: dict) -> Path:
+    """A copy of schemas/avro/ plus ``<name>.v<version>.avsc`` = the latest one with ``field`` added."""
+    directory = tmp_path / "avro"
+    shutil.copytree(schemas_dir(), directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    raw = LocalSchemaRegistry(directory).latest(name).raw
+    raw = {**raw, "fields": [*raw["fields"], field]}
+    (directory / f"{name}.v{version}.avsc").write_text(json.dumps(raw), encoding="utf-8")
+    return directory
+
+
+def test_without_a_registry_url_the_codec_keeps_the_local_stable_ids():
+    codec = make_codec(_settings(None))
+    assert _schema_id(codec.encode("Signalement", _signalement())) == stable_id("Signalement", 1)
+
+
+def test_every_topic_value_schema_is_registered_under_its_topic_subject(registry):
+    codec = make_codec(_settings(registry.url))
+    expected = {f"{t.name}-value" for t in hub_topics()}
+    assert expected <= set(registry.subjects)
+    # One schema, one id, whatever the number of topics carrying it (ids are global).
+    entrants = {registry.subjects[s][-1] for s in expected if s.startswith("signalements.entrants.")}
+    assert len(entrants) == 1
+    data = codec.encode("Signalement", _signalement())
+    assert _schema_id(data) == entrants.pop()
+    assert codec.decode("Signalement", data)["source_ref"] == "SR-1"
+
+
+def test_a_restart_reuses_the_registered_ids_without_new_versions(registry):
+    first = make_codec(_settings(registry.url))
+    versions = {s: list(v) for s, v in registry.subjects.items()}
+    registry.requests.clear()
+    second = make_codec(_settings(registry.url))
+    assert registry.subjects == versions
+    assert not [path for method, path in registry.requests if path.endswith("/versions")]
+    for name in ("Signalement", "Affectation", "DeadLetter"):
+        assert first.registry.latest(name).schema_id == second.registry.latest(name).schema_id
+
+
+def test_an_unknown_id_on_the_wire_is_fetched_once_then_cached(registry):
+    codec = make_codec(_settings(registry.url))
+    # A partner produces with a newer, compatible Signalement it registered itself.
+    raw = json.loads(json.dumps(codec.registry.latest("Signalement").raw))
+    raw["fields"].append({"name": "canal", "type": "string", "default": "api"})
+    newer_id = registry.register("signalements.entrants.spst-value", json.dumps(raw))
+    buf = io.BytesIO()
+    buf.write(struct.pack(">bI", 0, newer_id))
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(raw), {**_signalement(), "canal": "sftp"})
+    registry.requests.clear()
+
+    for _ in range(3):
+        decoded = codec.decode("Signalement", buf.getvalue())
+    assert decoded["source_ref"] == "SR-1" and "canal" not in decoded  # read as this hub's version
+    assert registry.requests == [("GET", f"/schemas/ids/{newer_id}")]
+
+
+def test_an_id_the_registry_does_not_know_is_a_codec_error_for_the_dlq(registry):
+    codec = make_codec(_settings(registry.url))
+    with pytest.raises(CodecError) as exc:
+        codec.decode("Signalement", b"\x00\x00\x01\x86\xa0xx")
+    assert exc.value.code == "schema-inconnu"
+
+
+def test_a_compatible_new_version_is_registered_and_becomes_the_latest(registry, tmp_path):
+    make_codec(_settings(registry.url))
+    directory = _with_version(tmp_path, "Signalement", 2, {"name": "canal", "type": "string", "default": "api"})
+    codec = make_codec(_settings(registry.url), local_dir=directory)
+    assert len(registry.subjects["signalements.entrants.cpam-value"]) == 2
+    data = codec.encode("Signalement", {**_signalement(), "canal": "api"})
+    assert codec.registry.by_id(_schema_id(data)).version == 2
+
+
+def test_an_incompatible_schema_refuses_to_start_naming_the_subject_and_why(registry, tmp_path):
+    make_codec(_settings(registry.url))
+    before = len(registry.subjects["affectations-value"])
+    latest = LocalSchemaRegistry().latest("Affectation").version
+    directory = _with_version(tmp_path, "Affectation", latest + 1, {"name": "equipe_id", "type": "string"})
+    with pytest.raises(SchemaIncompatible) as exc:
+        make_codec(_settings(registry.url), local_dir=directory)
+    message = str(exc.value)
+    assert f"Affectation.v{latest + 1}.avsc" in message and "'affectations-value'" in message
+    assert "READER_FIELD_MISSING_DEFAULT_VALUE" in message and "equipe_id" in message
+    assert len(registry.subjects["affectations-value"]) == before  # nothing more registered
+
+
+def test_the_worker_process_refuses_to_start_on_an_incompatible_registry(registry, cles):
+    # The registry already holds an Affectation without a field the hub's schema requires.
+    raw = json.loads(json.dumps(LocalSchemaRegistry().latest("Affectation").raw))
+    required = next(f for f in raw["fields"] if "default" not in f and f["name"] != "signalement_id")
+    raw["fields"].remove(required)
+    registry.register("affectations-value", json.dumps(raw))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AIGUILLAGE_BROKER": "kafka://127.0.0.1:9",
+        "AIGUILLAGE_SCHEMA_REGISTRY": registry.url,
+        **cles,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiguillage", "worker"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "not compatible" in proc.stderr and "affectations-value" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_unreachable_registry_is_a_clear_start_up_error():
+    with pytest.raises(SchemaRegistryError, match="does not answer"):
+        make_codec(_settings("http://127.0.0.1:9"))
+
+
+@pytest.mark.broker
+def test_the_pipeline_runs_on_registry_ids_when_a_registry_is_configured(
+    registry, hub_factory, sqlite_url, exemple_cpam, broker, monkeypatch, jetons
+):
+    """Gateway, worker and sink, as real processes, all register and use the registry's ids."""
+    monkeypatch.setenv("AIGUILLAGE_SCHEMA_REGISTRY", registry.url)  # the children inherit it
+    # Migrate first, as compose's `migrate` step does: the gateway and the sink would otherwise
+    # both create the tables of a fresh database at the same moment.
+    db.upgrade(sqlite_url)
+    hub = hub_factory(sqlite_url)
+    exemple_cpam["reference"] = "CPAM31-REGISTRY-1"
+    resp = httpx.post(
+        f"{hub.base_url}/v1/signalements/cpam", json=exemple_cpam, headers=jetons.entete("cpam"), timeout=15
+    )
+    assert resp.status_code == 202, resp.text
+    sid = resp.json()["signalement_id"]
+    assert _wait_row(sqlite_url, sid)["file"] == "31-toulouse-SPS"
+
+    ids = {s: registry.subjects[s][-1] for s in ("signalements.entrants.cpam-value", "affectations-value")}
+    affectations = [r for r in read_topic(broker.bootstrap, topics.AFFECTATIONS) if r.key == sid.encode()]
+    assert affectations and all(_schema_id(r.value) == ids["affectations-value"] for r in affectations)
+    codec = make_codec(_settings(registry.url))
+    entrants = [
+        codec.decode("Signalement", r.value)["signalement_id"]
+        for r in read_topic(broker.bootstrap, topics.entrants("cpam"))
+        if _schema_id(r.value) == ids["signalements.entrants.cpam-value"]
+    ]
+    assert entrants == [sid]
+    assert ids["affectations-value"] != stable_id("Affectation", 1)  # not the local ids
