@@ -14,6 +14,11 @@ Every caseload change is published on ``agregats`` (indicateur ``charge-assistan
 so is the count of missed first-contact deadlines per team (``escalades-premier-contact``).
 A configuration that raises a capacity takes effect at the team's next placement or closure
 (state is only written while iterating this stream, never from the reload timer).
+
+Messages come in batches (:mod:`streams.lots`): state is written as each message is handled
+(the next one in the batch must see it), and the batch's Affectations are acknowledged
+before its offsets are. A crash may thus leave a case recorded whose Affectation never
+reached the broker; the redelivered message finds the case and sends its Affectation again.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from aiguillage.routing.affectation import (
     placer,
 )
 from aiguillage.routing.rechargement import ConfigCourante
+from streams import lots
 from streams.routage import demande
 from streams.topology import Topology
 
@@ -49,6 +55,7 @@ class Equipes:
         self.codec = codec
         self.config = config
         self._attente: dict[str, dict[str, prio.EnAttente]] = {}  # cache of the dossiers table
+        self._envois: list[Any] = []  # this batch's Affectations, acknowledged before its offsets
 
     # -- state helpers -------------------------------------------------------------------
 
@@ -89,8 +96,12 @@ class Equipes:
         await self.topo.agregats.send(key=agregat["cle"].encode(), value=self.codec.encode("Agregat", agregat))
 
     async def emettre(self, aff: Affectation) -> None:
-        # Acknowledged before the team state records it: a crash in between must not lose it.
-        await (await self.topo.affectations.send(key=aff.cle(), value=self.codec.encode("Affectation", aff.to_avro())))
+        self._envois.append(await self.topo.affectations.send(key=aff.cle(), value=self.codec.encode("Affectation", aff.to_avro())))
+
+    async def renvoyer(self, dossier: dict[str, Any]) -> None:
+        """A redelivered message for a case already recorded: its Affectation may not have
+        reached the broker before a crash, so send the latest one again (upserts make it one row)."""
+        await self.emettre(Affectation.model_validate(dossier["aff"]))
 
     def enregistrer(self, aff: Affectation, base: str, special: bool = False, lie_a: str | None = None,
                     reorientation: str | None = None) -> None:
@@ -111,12 +122,27 @@ class Equipes:
     async def traiter(self, equipe: str, m: dict[str, Any]) -> None:
         await getattr(self, f"_{m['kind']}")(equipe, m)
 
+    async def traiter_lot(self, events: list[faust.types.EventT]) -> None:
+        """Handle a batch, then wait for its Affectations' acks. Never raises."""
+        for event in events:
+            lots.pour(event)
+            msg = event.message
+            try:
+                await self.traiter(msg.key.decode(), json.loads(msg.value))
+            except Exception:
+                log.exception("team agent failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+        envois, self._envois = self._envois, []
+        for erreur in await lots.acquittements(envois):
+            if erreur is not None:
+                log.error("an affectation was not acknowledged: %r", erreur)
+
     async def _nouveau(self, equipe: str, m: dict[str, Any]) -> None:
         aff = Affectation.model_validate(m["aff"])
         sid, sauts = aff.signalement_id, m.get("sauts", 0)
         deja = self.topo.dossiers.get(sid)
         if deja and deja["sequence"] >= aff.sequence:
-            return  # redelivered: already placed
+            await self.renvoyer(deja)  # redelivered: already placed
+            return
         cle_assure = f"{equipe}|{aff.nir_pseudonyme}"
         ouvert = self.topo.assures_equipe.get(cle_assure)
         if ouvert and not m.get("deborde_de"):
@@ -175,7 +201,8 @@ class Equipes:
         aff = Affectation.model_validate(m["aff"])
         deja = self.topo.dossiers.get(aff.signalement_id)
         if deja and deja["sequence"] >= aff.sequence:
-            return  # redelivered
+            await self.renvoyer(deja)  # redelivered
+            return
         # A case may have closed here while the signalement was at the neighbour's: look again.
         p = placer(self.config.moteur, equipe, aff.axe, self.charge(equipe), deja_deborde=True)
         if p.assistant:
@@ -306,8 +333,5 @@ def install(topo: Topology, equipes: Equipes) -> None:
 
     @topo.app.agent(topo.equipes, name="equipes", concurrency=1)
     async def equipes_agent(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                await equipes.traiter(event.message.key.decode(), json.loads(event.message.value))
-            except Exception:
-                log.exception("team agent failed on %s[%d]@%d", event.message.topic, event.message.partition, event.message.offset)
+        async for events in lots.par_lots(stream):
+            await equipes.traiter_lot(events)

@@ -4,12 +4,16 @@ A thin adapter around :mod:`aiguillage.routing`. Every failure is caught per rec
 and dead-lettered (an exception escaping a Faust agent marks the message done and
 loses it). ``concurrency=1``: output must not be lost (#606). State layout and the
 reason for the hop to the team partition: :mod:`streams.etat`.
+
+Records come in batches (:mod:`streams.lots`): a batch's outputs are sent, their acks
+awaited together, and only then are its signalements marked seen.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +26,7 @@ from aiguillage.domain import Signalement
 from aiguillage.routing.affectation import orienter
 from aiguillage.routing.rechargement import ConfigCourante
 from connectors.base import rejet_de_validation, verifier_provenance
+from streams import lots
 from streams.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -49,40 +54,74 @@ class Routeur:
         except ValidationError as exc:
             return rejet_de_validation(exc)
 
-    async def traiter(self, event: faust.types.EventT) -> None:
+    async def traiter_lot(self, events: list[faust.types.EventT]) -> None:
+        """Route a batch. Never raises: whatever fails is dead-lettered."""
+        envois: list[tuple[faust.types.EventT, str, Awaitable[Any]]] = []
+        dans_le_lot: set[str] = set()
+        for event in events:
+            lots.pour(event)
+            try:
+                envoi = await self.traiter(event, dans_le_lot)
+            except Exception as exc:
+                await self.echec(event, exc)
+                continue
+            if envoi is not None:
+                envois.append(envoi)
+        # Mark them seen only once what routing sent is acknowledged: the mark (changelog) and
+        # the output go to different partitions and may be delivered in either order, and a
+        # crash between the two would leave a signalement marked seen that was never routed.
+        erreurs = await lots.acquittements([fut for _, _, fut in envois])
+        for (event, sid, _), erreur in zip(envois, erreurs, strict=True):
+            lots.pour(event)
+            try:
+                if erreur is None:
+                    self.topo.vus[sid] = 1
+                else:
+                    await self.echec(event, erreur)
+            except Exception as exc:
+                await self.echec(event, exc)
+
+    async def traiter(
+        self, event: faust.types.EventT, dans_le_lot: set[str]
+    ) -> tuple[faust.types.EventT, str, Awaitable[Any]] | None:
+        """Validate, dedup and route one record; the pending send to await, if any."""
         msg = event.message
         s = self.decoder(msg.value)
         if isinstance(s, Signalement):  # direct Kafka producers: only their own source and ids
             s = verifier_provenance(s, msg.topic) or s
         if isinstance(s, Rejet):
             await self.rejeter(msg, s)
-            return
-        if self.topo.vus[s.signalement_id]:
-            self.topo.vus[s.signalement_id] += 1
-            return
-        # Mark it seen only once what routing sent is acknowledged: the mark (changelog) and the
-        # output go to different partitions and may be delivered in either order, and a crash
-        # between the two would leave a signalement marked seen that was never routed.
-        await self.router(s)
-        self.topo.vus[s.signalement_id] = 1
+            return None
+        if s.signalement_id in dans_le_lot or self.topo.vus[s.signalement_id]:
+            return None  # a resend: already routed
+        dans_le_lot.add(s.signalement_id)
+        return event, s.signalement_id, await self.router(s)
 
-    async def router(self, s: Signalement) -> None:
+    async def router(self, s: Signalement) -> Awaitable[Any]:
+        """Send the routing decision on; the broker's ack to await before marking it done."""
         o = orienter(self.config.moteur, s, datetime.now(UTC))
         aff = o.affectation
         if aff.equipe is None:
             # No team (unknown territory): nothing to balance, the visible queue gets it now.
-            await (await self.topo.affectations.send(key=aff.cle(), value=self.codec.encode("Affectation", aff.to_avro())))
-        else:
-            # Référent unique: go first to the team of the assuré's last case, which may hold it open.
-            dernier = self.topo.assures.get(s.nir_pseudonyme)
-            cible = dernier["equipe"] if dernier else aff.equipe
-            envoi = await self.topo.equipes.send(
-                key=cible.encode(),
-                value=demande("nouveau", aff=aff.model_dump(mode="json"), placer=o.a_placer, territoire=aff.equipe),
-            )
-            await envoi  # acknowledged before the caller marks the signalement seen
-            if not dernier:
-                self.topo.assures[s.nir_pseudonyme] = {"equipe": aff.equipe}
+            return await self.topo.affectations.send(key=aff.cle(), value=self.codec.encode("Affectation", aff.to_avro()))
+        # Référent unique: go first to the team of the assuré's last case, which may hold it open.
+        dernier = self.topo.assures.get(s.nir_pseudonyme)
+        cible = dernier["equipe"] if dernier else aff.equipe
+        envoi = await self.topo.equipes.send(
+            key=cible.encode(),
+            value=demande("nouveau", aff=aff.model_dump(mode="json"), placer=o.a_placer, territoire=aff.equipe),
+        )
+        if not dernier:  # a hint only: written now so that the rest of the batch sees it
+            self.topo.assures[s.nir_pseudonyme] = {"equipe": aff.equipe}
+        return envoi
+
+    async def echec(self, event: faust.types.EventT, exc: BaseException) -> None:
+        m = event.message
+        log.error("routing failed on %s[%d]@%d: %r", m.topic, m.partition, m.offset, exc)
+        try:
+            await self.rejeter(m, Rejet("erreur-interne", f"routing failed: {type(exc).__name__}"))
+        except Exception:  # the batch must go on: a raise would ack the records not yet handled
+            log.exception("could not dead-letter %s[%d]@%d", m.topic, m.partition, m.offset)
 
     async def rejeter(self, msg: Any, rejet: Rejet, stage: str = "stream") -> None:
         source = msg.topic.rsplit(".", 1)[-1]
@@ -104,12 +143,8 @@ class Routeur:
 def install(topo: Topology, routeur: Routeur) -> None:
     @topo.app.agent(topo.entrants, name="routage", concurrency=1)
     async def routage_agent(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                await routeur.traiter(event)
-            except Exception as exc:
-                log.exception("routing failed on %s[%d]@%d", event.message.topic, event.message.partition, event.message.offset)
-                await routeur.rejeter(event.message, Rejet("erreur-interne", f"routing failed: {type(exc).__name__}"))
+        async for events in lots.par_lots(stream):
+            await routeur.traiter_lot(events)
 
     @topo.app.timer(interval=2.0, name="routing-config-reload")
     async def recharger() -> None:

@@ -5,7 +5,8 @@ which includes the consumer-group join; reported apart (``ready_s``), out of the
 Latency: ``rate`` Signalements/s for ``duration`` seconds; each one's latency is the time
 from the bench's send to its arrival on the output topic, on one clock.
 Throughput: a backlog of ``count`` Signalements, written while the contender is frozen;
-the rate is counted from its first output after it resumes to its last, and the CPU time
+the rate is counted from the moment it resumes to its last output (from its first output,
+a small backlog fetched in one go would give an absurd rate), and the CPU time
 it (and the embedded broker) spent meanwhile is divided by ``count``.
 Memory: the contender's resident set (``VmRSS``) at every 100,000 backlog outputs, and its
 peak (``VmHWM``), read from ``/proc``.
@@ -289,6 +290,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
             await preload(opts.bootstrap, entree, data.backlog, step("préchargement"))
         finally:
             proc.send_signal(signal.SIGCONT)
+            resumed = time.perf_counter()
         cpu0, broker0 = cpu_seconds(proc.pid), cpu_seconds(opts.broker_pid)
         rss_at: dict[int, float] = {}
 
@@ -302,8 +304,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         watcher.first_at = None
         watcher.on_count = on_count
         done_at = await watcher.wait_for(base + n, timeout=120 + n / 300, alive=alive)
-        assert watcher.first_at is not None
-        msgs_per_s = (n - 1) / max(done_at - watcher.first_at, 1e-9)
+        msgs_per_s = n / max(done_at - resumed, 1e-9)
         cpu = (cpu_seconds(proc.pid) - cpu0) / n * 1e6
         broker_cpu = (cpu_seconds(opts.broker_pid) - broker0) / n * 1e6 if opts.broker_pid else None
         peak = _proc_kb(proc.pid, "VmHWM") / 1024
