@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     seuil_confidentialite: int = Field(
         default=5, ge=1, description="counts below this, in a cell narrower than a département, are masked"
     )
+    echeances_intervalle: float = Field(
+        default=60.0, gt=0,
+        description="seconds between two scans for missed first-contact deadlines (deadlines are in days)",
+    )
 
     # Production (docker-compose.yml, README "Deployment"): a Confluent-compatible registry
     # and Kafka client security, applied to every client by aiguillage/security.py.

@@ -16,8 +16,10 @@ from aiguillage.security import faust_credentials
 
 # Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and a broker that holds a fetch
 # until that wait is over (the embedded one does, whatever fetch_min_bytes says) then adds
-# up to 1.5 s to every record at low rates. Measured with `aiguillage bench` (issue 8).
-FETCH_MAX_WAIT_MS = 10
+# up to 1.5 s to every record at low rates. Measured with `aiguillage bench` (issue 8): at
+# 10 ms the idle polling of the worker's ~50 partitions cost the embedded broker 22 % of a
+# core and the hub ran at 314 signalements/s; at 50 ms, 390/s with half the broker CPU.
+FETCH_MAX_WAIT_MS = 50
 
 
 def _short_fetch_wait() -> None:

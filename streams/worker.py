@@ -29,7 +29,7 @@ def build(settings: Settings) -> faust.App:
     routeur = routage.Routeur(topo, codec, settings.require_dlq_key(), config)
     routage.install(topo, routeur)
     equipes.install(topo, equipes.Equipes(topo, codec, config))
-    cycle.install(topo, cycle.Cycle(topo, codec, config, routeur))
+    cycle.install(topo, cycle.Cycle(topo, codec, config, routeur), settings.echeances_intervalle)
     agregats.install(app, codec, settings.seuil_confidentialite)
     app.on_partitions_assigned.connect(log_assignment)
     return app

@@ -67,6 +67,7 @@ def hub_routing(broker, cles, jetons, tmp_path: Path) -> Iterator[Callable[..., 
             AIGUILLAGE_WORKER_ID=group,
             AIGUILLAGE_EMBEDDED_BROKER="1",
             AIGUILLAGE_ROUTING_FILE=str(routing),
+            AIGUILLAGE_ECHEANCES_INTERVALLE="2",  # the escalation test watches several scans
             AIGUILLAGE_TOKENS_FILE=str(jetons.path),
             **cles,
         )
