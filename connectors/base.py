@@ -8,6 +8,7 @@ errors are done here, once, the same way for every partner.
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -123,3 +124,16 @@ def texte(body: bytes) -> str | Rejet:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return Rejet("encodage-invalide", f"the body is not UTF-8 text (byte {exc.start})")
+
+
+def json_du_corps(body: bytes, quoi: str = "JSON") -> Any:
+    """The parsed JSON of a body, or the Rejet saying why it is not text or not ``quoi``."""
+    txt = texte(body)
+    if isinstance(txt, Rejet):
+        return txt
+    try:
+        return json.loads(txt)
+    except json.JSONDecodeError as exc:
+        return Rejet("json-invalide", f"the body is not valid {quoi}: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+    except RecursionError:  # nesting deep enough to exhaust the parser
+        return Rejet("json-invalide", f"the body is not valid {quoi}: nested too deeply")

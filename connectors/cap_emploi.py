@@ -18,7 +18,6 @@ suggested to the PDP axe.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date
 from typing import Any, Literal
@@ -36,7 +35,7 @@ from aiguillage.domain import (
     Source,
     departement_de_commune,
 )
-from connectors.base import Connector, Lu, PartnerRecord, texte
+from connectors.base import Connector, Lu, PartnerRecord, json_du_corps
 
 STATUTS = {
     "SALARIE": Situation.SALARIE,
@@ -117,15 +116,9 @@ class CapEmploiConnector(Connector):
     nir_field = "beneficiaire.numeroSecuriteSociale"
 
     def records(self, body: bytes) -> Iterator[Lu | Rejet]:
-        txt = texte(body)
-        if isinstance(txt, Rejet):
-            yield txt
-            return
-        try:
-            data = json.loads(txt)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            where = f": {exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-            yield Rejet("json-invalide", f"the body is not valid JSON{where}")
+        data = json_du_corps(body)
+        if isinstance(data, Rejet):
+            yield data
             return
         if not isinstance(data, dict):
             yield Rejet("json-invalide", "the body must be one JSON object (a Cap emploi dossier)")

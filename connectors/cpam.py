@@ -10,7 +10,6 @@ Shape::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -28,7 +27,7 @@ from aiguillage.domain import (
     Source,
     departement_de_commune,
 )
-from connectors.base import Connector, Lu, PartnerRecord, texte
+from connectors.base import Connector, Lu, PartnerRecord, json_du_corps
 
 
 class AssureCpam(BaseModel):
@@ -89,14 +88,9 @@ class CpamConnector(Connector):
     nir_field = "assure.nir"
 
     def records(self, body: bytes) -> Iterator[Lu | Rejet]:
-        txt = texte(body)
-        if isinstance(txt, Rejet):
-            yield txt
-            return
-        try:
-            data = json.loads(txt)
-        except json.JSONDecodeError as exc:
-            yield Rejet("json-invalide", f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+        data = json_du_corps(body)
+        if isinstance(data, Rejet):
+            yield data
             return
         if not isinstance(data, dict):
             yield Rejet("json-invalide", "the body must be one JSON object (a CPAM signalement)")

@@ -20,7 +20,6 @@ Field errors name the FHIR path (``Patient.gender``), never the value.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -39,7 +38,7 @@ from aiguillage.domain import (
     Source,
     departement_de_commune,
 )
-from connectors.base import Connector, Lu, PartnerRecord, texte
+from connectors.base import Connector, Lu, PartnerRecord, json_du_corps
 
 INS_NIR = "urn:oid:1.2.250.1.213.1.4.8"
 INSEE_EXT = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code"
@@ -179,15 +178,9 @@ class SpstConnector(Connector):
     nir_field = "Patient.identifier(INS-NIR)"
 
     def records(self, body: bytes) -> Iterator[Lu | Rejet]:
-        txt = texte(body)
-        if isinstance(txt, Rejet):
-            yield txt
-            return
-        try:
-            res = json.loads(txt)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            where = f": {exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-            yield Rejet("json-invalide", f"the body is not valid FHIR JSON{where}")
+        res = json_du_corps(body, "FHIR JSON")
+        if isinstance(res, Rejet):
+            yield res
             return
         if not isinstance(res, dict):
             yield Rejet("fhir-type-inattendu", "expected a FHIR resource (a JSON object) with a resourceType")
