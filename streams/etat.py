@@ -36,9 +36,10 @@ Sequence numbers: the team that holds a signalement numbers its Affectations
 team is numbered by ``cycle``. One writer per signalement, so "newer sequence wins"
 downstream is well defined.
 
-No ``stream.take`` here: a batch can span partitions, and a table write inside it
-would be logged to the partition of the batch's last event. Per-record work is pure
-functions over a configuration compiled at start-up (dict look-ups).
+``routage`` and ``equipes`` take batches (:mod:`streams.lots`): a batch can span
+partitions, so each names its event before a table write, which is then logged to that
+event's partition. Per-record work is pure functions over a configuration compiled at
+start-up (dict look-ups).
 """
 
 from __future__ import annotations

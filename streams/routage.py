@@ -62,7 +62,7 @@ class Routeur:
             lots.pour(event)
             try:
                 envoi = await self.traiter(event, dans_le_lot)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - per record: a raise would ack the rest of the batch
                 await self.echec(event, exc)
                 continue
             if envoi is not None:
@@ -78,7 +78,7 @@ class Routeur:
                     self.topo.vus[sid] = 1
                 else:
                     await self.echec(event, erreur)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - as above
                 await self.echec(event, exc)
 
     async def traiter(
