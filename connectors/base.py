@@ -137,3 +137,13 @@ def json_du_corps(body: bytes, quoi: str = "JSON") -> Any:
         return Rejet("json-invalide", f"the body is not valid {quoi}: {exc.msg} at line {exc.lineno}, column {exc.colno}")
     except RecursionError:  # nesting deep enough to exhaust the parser
         return Rejet("json-invalide", f"the body is not valid {quoi}: nested too deeply")
+
+
+def objet_json(body: bytes, quoi: str) -> Lu | Rejet:
+    """A body that must be one JSON object (``quoi``: what the partner sends, for the error)."""
+    data = json_du_corps(body)
+    if isinstance(data, Rejet):
+        return data
+    if not isinstance(data, dict):
+        return Rejet("json-invalide", f"the body must be one JSON object ({quoi})")
+    return Lu(data)

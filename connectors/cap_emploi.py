@@ -35,7 +35,7 @@ from aiguillage.domain import (
     Source,
     departement_de_commune,
 )
-from connectors.base import Connector, Lu, PartnerRecord, json_du_corps
+from connectors.base import Connector, Lu, PartnerRecord, objet_json
 
 STATUTS = {
     "SALARIE": Situation.SALARIE,
@@ -116,11 +116,4 @@ class CapEmploiConnector(Connector):
     nir_field = "beneficiaire.numeroSecuriteSociale"
 
     def records(self, body: bytes) -> Iterator[Lu | Rejet]:
-        data = json_du_corps(body)
-        if isinstance(data, Rejet):
-            yield data
-            return
-        if not isinstance(data, dict):
-            yield Rejet("json-invalide", "the body must be one JSON object (a Cap emploi dossier)")
-            return
-        yield Lu(data)
+        yield objet_json(body, "a Cap emploi dossier")

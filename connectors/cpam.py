@@ -27,7 +27,7 @@ from aiguillage.domain import (
     Source,
     departement_de_commune,
 )
-from connectors.base import Connector, Lu, PartnerRecord, json_du_corps
+from connectors.base import Connector, Lu, PartnerRecord, objet_json
 
 
 class AssureCpam(BaseModel):
@@ -88,11 +88,4 @@ class CpamConnector(Connector):
     nir_field = "assure.nir"
 
     def records(self, body: bytes) -> Iterator[Lu | Rejet]:
-        data = json_du_corps(body)
-        if isinstance(data, Rejet):
-            yield data
-            return
-        if not isinstance(data, dict):
-            yield Rejet("json-invalide", "the body must be one JSON object (a CPAM signalement)")
-            return
-        yield Lu(data)
+        yield objet_json(body, "a CPAM signalement")
