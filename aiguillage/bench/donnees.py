@@ -19,7 +19,7 @@ def departement(commune: str) -> str:
     return commune[:3] if commune.startswith("97") else commune[:2]
 
 
-def signalement(i: int, run: str, rng: random.Random) -> tuple[bytes, dict]:
+def signalement(i: int, run: str, rng: random.Random, recu_le: datetime) -> tuple[bytes, dict]:
     """The i-th signalement of a run: distinct id and assuré, ~400 bytes of Avro."""
     ref = f"BENCH-{run}-{i:09d}"
     commune = rng.choice(COMMUNES)
@@ -29,7 +29,7 @@ def signalement(i: int, run: str, rng: random.Random) -> tuple[bytes, dict]:
         "signalement_id": signalement_id(Source.SERVICE_MEDICAL, ref),
         "source": Source.SERVICE_MEDICAL.value,
         "source_ref": ref,
-        "recu_le": datetime(2026, 1, 5, tzinfo=UTC) + timedelta(seconds=i),
+        "recu_le": recu_le,
         "nir_pseudonyme": nir_pseudonyme,
         "annee_naissance": rng.randint(1960, 2004),
         "tranche_age": None,
@@ -51,13 +51,18 @@ def signalement(i: int, run: str, rng: random.Random) -> tuple[bytes, dict]:
 Enregistrement = tuple[bytes, bytes, bytes]  # (key: assuré, value: Avro, signalement_id)
 
 
-def generer(n: int, run: str, start: int = 0, seed: int = 8) -> list[Enregistrement]:
+def generer(n: int, run: str, start: int = 0, seed: int = 8, debut: datetime | None = None) -> list[Enregistrement]:
     """``n`` records keyed by assuré as the connectors key them, with their signalement_id
-    (an Affectation's key) so that an output can be matched to its input."""
+    (an Affectation's key) so that an output can be matched to its input.
+
+    Received today (``debut``, default now): signalements received months ago would all be
+    past their first-contact deadline, and the hub's deadline scan would escalate every one
+    of them in the middle of a run (an escalation is one more Affectation)."""
     codec = AvroCodec()
     rng = random.Random(seed + start)
+    debut = debut or datetime.now(UTC).replace(microsecond=0)
     out = []
     for i in range(start, start + n):
-        key, record = signalement(i, run, rng)
+        key, record = signalement(i, run, rng, debut + timedelta(milliseconds=i - start))
         out.append((key, codec.encode("Signalement", record), record["signalement_id"].encode()))
     return out
