@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         default=60.0, gt=0,
         description="seconds between two scans for missed first-contact deadlines (deadlines are in days)",
     )
+    agregats_intervalle: float = Field(
+        default=5.0, gt=0,
+        description="seconds between two publications of the live figures (each stage publishes every "
+        "figure that changed since its last tick: the cost is per tick, whatever the rate)",
+    )
 
     # Production (docker-compose.yml, README "Deployment"): a Confluent-compatible registry
     # and Kafka client security, applied to every client by aiguillage/security.py.

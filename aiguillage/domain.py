@@ -6,7 +6,7 @@ Plain pydantic models, no I/O. Their Avro twins live in ``schemas/avro/``.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -128,6 +128,12 @@ class Signalement(BaseModel):
     def age(self, annee: int) -> int | None:
         return None if self.annee_naissance is None else annee - self.annee_naissance
 
+    def tranche_age_au(self, quand: datetime) -> TrancheAge | None:
+        """The age band the partner gave, else the one of the year of birth at ``quand`` (UTC)."""
+        if self.tranche_age is not None or self.annee_naissance is None:
+            return self.tranche_age
+        return tranche_age(self.annee_naissance, quand.astimezone(UTC).year)
+
     def to_avro(self) -> dict:
         return self.model_dump(mode="python")
 
@@ -162,6 +168,10 @@ class Affectation(BaseModel):
     # v2: the case this signalement belongs to (référent unique), and the file it left.
     dossier_id: str | None = None
     file_precedente: str | None = None
+    # v3: the assuré's profile, so that the figures are counted from affectations alone.
+    sexe: Sexe | None = None
+    risque: Risque | None = None
+    tranche_age: TrancheAge | None = None
 
     def to_avro(self) -> dict:
         return self.model_dump(mode="python")

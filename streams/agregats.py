@@ -1,20 +1,23 @@
 """Live aggregates: two small stages, each keyed so that its table is co-partitioned.
 
-1. ``agregats-repartition`` re-keys ingress signalements by ``signalement_id``
-   (ingress is keyed by assuré) onto an internal topic, so that
-   ``agregats-dossiers`` sees a signalement, its affectations and its suivis in one
-   partition. That agent keeps one *dossier* per signalement in a table and
-   maintains, in memory, the per-partition totals its dossiers contribute
-   (:mod:`aiguillage.agregats.calcul`). A timer publishes the totals that changed
-   (absolute values, not deltas: a replay is harmless) to ``…-agregats-partiels``,
-   keyed by the aggregate key. After a rebalance or a restart the in-memory totals
-   are rebuilt from the recovered dossiers, which are the only state with a changelog.
+1. :meth:`Agregation.appliquer` sees each Affectation and Suivi (both keyed by
+   ``signalement_id``, same partition count), so a signalement's decisions and suivis
+   meet in one partition. It runs inside the life-cycle agent's pass over those topics
+   (:mod:`streams.cycle`): one Faust event and one Avro decode per record instead of two.
+   An Affectation (v3) carries the assuré's profile, so the ingress is not re-keyed for
+   the figures. Both cuts were measured with ``aiguillage bench`` (issue 8). It keeps one
+   *dossier* per signalement in a table and maintains, in memory, the per-partition totals
+   its dossiers contribute (:mod:`aiguillage.agregats.calcul`). A timer publishes the totals
+   that changed (absolute values, not deltas: a replay is harmless) to
+   ``…-agregats-partiels``, keyed by the aggregate key. After a rebalance or a restart the
+   in-memory totals are rebuilt from the recovered dossiers, which are the only state with
+   a changelog.
 2. ``agregats-totaux`` keeps, per aggregate key, each partition's latest value; a
    timer sums them, applies statistical confidentiality and publishes the
    figures that changed to the compacted ``agregats`` topic (Avro ``Agregat``).
 
-Publishing on a short timer rather than on every change bounds the traffic: a
-figure that changes 100 times in a second is published once.
+Publishing on a timer (``AIGUILLAGE_AGREGATS_INTERVALLE``) rather than on every change
+bounds the traffic: a tick costs a message per figure that changed, whatever the rate.
 """
 
 from __future__ import annotations
@@ -29,12 +32,11 @@ import faust
 from aiguillage import topics
 from aiguillage.agregats import calcul, publication
 from aiguillage.codec import AvroCodec
-from aiguillage.domain import Source
+from streams import lots
 
 log = logging.getLogger(__name__)
 
 APPLIQUER = {
-    "Signalement": calcul.appliquer_signalement,
     "Affectation": calcul.appliquer_affectation,
     "Suivi": calcul.appliquer_suivi,
 }
@@ -44,16 +46,10 @@ class Agregation:
     def __init__(self, app: faust.App, codec: AvroCodec, seuil: int, intervalle: float = 1.0) -> None:
         self.app, self.codec, self.seuil, self.intervalle = app, codec, seuil, intervalle
         n = app.conf.topic_partitions
-        self.nom_repartition = f"{app.conf.id}-agregats-signalements"
         self.nom_partiels = f"{app.conf.id}-agregats-partiels"
-        self.entrants = app.topic(*(topics.entrants(s) for s in Source), internal=False)
-        self.repartition = app.topic(self.nom_repartition, internal=True, partitions=n)
-        self.evenements = app.topic(
-            self.nom_repartition, topics.AFFECTATIONS, topics.SUIVIS, internal=True, partitions=n
-        )
         self.partiels_topic = app.topic(self.nom_partiels, internal=True, partitions=n)
         self.agregats_topic = app.topic(topics.AGREGATS, internal=False)
-        self.schemas = {self.nom_repartition: "Signalement", topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}
+        self.schemas = {topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}
         self.dossiers = app.Table(
             "agregats_dossiers", partitions=n,
             help="signalement_id -> dossier: signalement, latest affectation, escalations, suivis",
@@ -73,22 +69,14 @@ class Agregation:
 
     # -- stage 1 -------------------------------------------------------------------------
 
-    async def repartir(self, event: faust.types.EventT) -> None:
-        try:
-            sid = self.codec.decode("Signalement", event.message.value)["signalement_id"]
-        except Exception:  # noqa: BLE001 - the routing agent dead-letters bad records
-            return
-        await self.repartition.send(key=sid.encode(), value=event.message.value)
-
-    def appliquer(self, event: faust.types.EventT) -> None:
-        msg = event.message
-        schema = self.schemas[msg.topic]
-        record = self.codec.decode(schema, msg.value)
+    def appliquer(self, msg: Any, record: dict[str, Any]) -> None:
+        """One decoded Affectation or Suivi into its dossier (called by the life-cycle agent,
+        whose pass over these topics this stage shares)."""
         cle = (msg.key or b"").decode()
         if not cle:
             raise ValueError(f"{msg.topic} record without a key")
         avant = self.dossiers.get(cle)
-        apres = APPLIQUER[schema](avant, record)
+        apres = APPLIQUER[self.schemas[msg.topic]](avant, record)
         apres["p"] = msg.partition
         if apres == avant:
             return  # a resend: nothing changed
@@ -125,7 +113,7 @@ class Agregation:
     async def publier_partiels(self) -> None:
         if not self._pret():
             return
-        assignees = self._assignees(self.nom_repartition)
+        assignees = self._assignees(topics.AFFECTATIONS)
         if assignees != self.partiels_pour:
             self.reconstruire_partiels(assignees)
         sales, self.partiels_sales = self.partiels_sales, set()
@@ -181,25 +169,16 @@ def install(app: faust.App, codec: AvroCodec, seuil: int = publication.SEUIL_PAR
             intervalle: float = 1.0) -> Agregation:
     ag = Agregation(app, codec, seuil, intervalle)
 
-    async def par_record(stream: faust.StreamT, fn: Any, quoi: str) -> None:
-        async for event in stream.events():
-            try:
-                await fn(event) if quoi == "repartir" else fn(event)
-            except Exception:
-                m = event.message
-                log.exception("aggregates: %s failed on %s[%d]@%d", quoi, m.topic, m.partition, m.offset)
-
-    @app.agent(ag.entrants, name="agregats-repartition", concurrency=1)
-    async def repartition(stream: faust.StreamT) -> None:
-        await par_record(stream, ag.repartir, "repartir")
-
-    @app.agent(ag.evenements, name="agregats-dossiers", concurrency=1)
-    async def dossiers(stream: faust.StreamT) -> None:
-        await par_record(stream, ag.appliquer, "appliquer")
-
     @app.agent(ag.partiels_topic, name="agregats-totaux", concurrency=1)
     async def totaux(stream: faust.StreamT) -> None:
-        await par_record(stream, ag.cumuler, "cumuler")
+        async for events in lots.par_lots(stream):
+            for event in events:
+                lots.pour(event)  # its table write goes to its own partition
+                try:
+                    ag.cumuler(event)
+                except Exception:
+                    m = event.message
+                    log.exception("aggregates: cumuler failed on %s[%d]@%d", m.topic, m.partition, m.offset)
 
     @app.timer(interval=intervalle, name="agregats-publier")
     async def publier() -> None:

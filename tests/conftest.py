@@ -125,6 +125,7 @@ def hub_factory(
             AIGUILLAGE_HTTP_PORT=str(port),
             AIGUILLAGE_WORKER_ID=f"aiguillage-test-{uuid.uuid4().hex[:8]}",
             AIGUILLAGE_TOKENS_FILE=str(jetons.path),
+            AIGUILLAGE_AGREGATS_INTERVALLE="1",  # the tests wait for the figures: no need to wait 5 s a stage
             **cles,
         )
         running = RunningHub(Hub(env, tmp_path / f"log-{len(started)}"), f"http://127.0.0.1:{port}", database_url, env)

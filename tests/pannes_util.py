@@ -168,7 +168,9 @@ def isolated_hub(broker: EmbeddedBroker, database_url: str, cles: dict[str, str]
     worker_id = f"aiguillage-panne-{uuid.uuid4().hex[:8]}"
     env = child_env(
         AIGUILLAGE_BROKER=broker.url, AIGUILLAGE_EMBEDDED_BROKER="1", AIGUILLAGE_DATABASE_URL=database_url, AIGUILLAGE_HTTP_PORT=str(port),
-        AIGUILLAGE_WORKER_ID=worker_id, AIGUILLAGE_PARTITIONS="4", **cles, **extra,
+        AIGUILLAGE_WORKER_ID=worker_id, AIGUILLAGE_PARTITIONS="4",
+        AIGUILLAGE_AGREGATS_INTERVALLE="1",  # the tests wait for the figures: no need to wait 5 s a stage
+        **cles, **extra,
     )
     return PetitHub(Hub(env, log_dir), broker, database_url, worker_id, f"http://127.0.0.1:{port}")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from aiguillage.agregats.periodes import ANNEE, COURANT, JOUR, MOIS, SEMAINE, cle, periode
@@ -84,8 +85,21 @@ def appliquer_signalement(d: dict[str, Any] | None, s: Mapping[str, Any]) -> dic
     return d
 
 
+def profil_de_l_affectation(a: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The signalement's part of a dossier, from an Affectation v3 (which carries the profile)."""
+    if a.get("sexe") is None or a.get("risque") is None:
+        return None  # v1/v2: only the signalement itself has it
+    recu = _ms(a["recu_le"])
+    return {
+        "source": a["source"], "sexe": a["sexe"], "risque": a["risque"], "departement": a["departement"],
+        "recu_le": recu, "tranche_age": tranche(None, a.get("tranche_age"), _dt(recu).year),
+    }
+
+
 def appliquer_affectation(d: dict[str, Any] | None, a: Mapping[str, Any]) -> dict[str, Any]:
     d = dict(d or nouveau())
+    if d["sig"] is None:  # the live agent reads affectations only: the first one brings the profile
+        d["sig"] = profil_de_l_affectation(a)
     seq = int(a.get("sequence") or 0)
     if a.get("nature") == "escalade":
         # An escalation is a first-contact deadline breach; keyed by sequence: counted once.
@@ -127,14 +141,34 @@ def _ajouter(out: Counter[Contribution], indicateur: str, quand: datetime | None
              periodes: Iterable[str] = (MOIS, ANNEE), n: int = 1, bucket: int | None = None,
              departement: bool = True) -> None:
     par_periode = jeux if isinstance(jeux, Mapping) else {p: jeux for p in periodes}
+    jour = quand.date() if quand is not None else None
     for type_, dims_list in par_periode.items():
-        per = periode(type_, quand) if quand is not None else COURANT
+        per = _periode(type_, jour) if jour is not None else COURANT
         for dims in dims_list:
-            noms = [dims]
-            if departement and (type_ in DEPARTEMENTALES or type_ == COURANT) and "departement" not in dims:
-                noms.append((*dims, "departement"))
-            for ds in noms:
-                out[(cle(indicateur, type_, per, {k: valeurs[k] for k in ds}), bucket)] += n
+            for ds in _noms(type_, dims, departement):
+                k = (_cle(indicateur, type_, per, tuple([(d, valeurs[d]) for d in ds])), bucket)
+                out[k] = out.get(k, 0) + n  # not Counter's +=: its __missing__ is a Python call per key
+
+
+# Every signalement files itself under ~60 keys, and most of them repeat from one dossier to the
+# next: caching the names cut the arithmetic from ~200 to ~100 µs per affectation (issue 8).
+@lru_cache(maxsize=4096)
+def _periode(type_: str, jour: date) -> str:
+    return periode(type_, jour)
+
+
+@lru_cache(maxsize=256)
+def _noms(type_: str, dims: tuple[str, ...], departement: bool) -> tuple[tuple[str, ...], ...]:
+    """The dimension sets a breakdown is filed under (itself, and crossed with the département)."""
+    noms = [dims]
+    if departement and (type_ in DEPARTEMENTALES or type_ == COURANT) and "departement" not in dims:
+        noms.append((*dims, "departement"))
+    return tuple(tuple(sorted(ds)) for ds in noms)
+
+
+@lru_cache(maxsize=1 << 16)
+def _cle(indicateur: str, type_: str, per: str, paires: tuple[tuple[str, str], ...]) -> str:
+    return cle(indicateur, type_, per, dict(paires))
 
 
 def contributions(d: dict[str, Any]) -> Counter[Contribution]:
@@ -206,9 +240,10 @@ def contributions(d: dict[str, Any]) -> Counter[Contribution]:
 
 def difference(avant: dict[str, Any] | None, apres: dict[str, Any]) -> Counter[Contribution]:
     """What applying one event changed, as signed counts (negative: a figure went down)."""
-    delta = Counter(contributions(apres))
+    delta = contributions(apres)
     if avant is not None:
-        delta.subtract(contributions(avant))
+        for k, n in contributions(avant).items():
+            delta[k] = delta.get(k, 0) - n
     return Counter({k: n for k, n in delta.items() if n})
 
 

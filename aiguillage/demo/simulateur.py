@@ -14,12 +14,12 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiguillage import nir as nirs
 from aiguillage.demo.parametres import Parametres, normaliser
-from aiguillage.domain import departement_de_commune, signalement_id
+from aiguillage.domain import departement_de_commune, signalement_id, tranche_age
 
 NS_SUIVI = uuid.uuid5(uuid.NAMESPACE_URL, "urn:aiguillage:demo:suivi")
 MOTIFS = {"PDP": ["arret-long", "inaptitude", "restrictions-aptitude", "rqth", "reconversion"],
@@ -169,6 +169,10 @@ def affectation_simulee(s: dict[str, Any], decide_le: datetime | None = None) ->
         "regle": "demo", "config_version": "demo", "explication": "demo",
         "echeance_premier_contact": (s["recu_le"] + timedelta(days=10)).date(),
         "decide_le": decide_le or s["recu_le"],
+        "sexe": s["sexe"], "risque": s["risque"],
+        "tranche_age": s.get("tranche_age") or (
+            None if s.get("annee_naissance") is None else tranche_age(s["annee_naissance"], s["recu_le"].astimezone(UTC).year)
+        ),
     }
 
 

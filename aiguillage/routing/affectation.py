@@ -93,6 +93,9 @@ def orienter(m: Moteur, s: Signalement, maintenant: datetime) -> Orientation:
         explication=f"{base} ; {suite}." if suite else base,
         echeance_premier_contact=(s.recu_le + timedelta(days=tri.delai_jours)).date(),
         decide_le=maintenant,
+        sexe=s.sexe,
+        risque=s.risque,
+        tranche_age=s.tranche_age_au(s.recu_le),
     )
     return Orientation(aff, tri, a_placer)
 
