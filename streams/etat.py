@@ -6,7 +6,7 @@ Routing needs state under three different keys, hence three agents::
 
     signalements.entrants.*  (key: nir_pseudonyme)
         └─ agent ``routage`` (streams/routage.py): validate, dedup, triage, territory.
-           tables: signalements_vus[signalement_id], assures[nir_pseudonyme]
+           table: assures[nir_pseudonyme] (team of the last case, ids seen: the dedup)
            -> <app>-equipes, keyed by team            (or ``affectations`` directly for
                                                         a signalement that has no team)
     <app>-equipes  (key: team id; internal)
@@ -15,8 +15,9 @@ Routing needs state under three different keys, hence three agents::
                    assures_equipe["team|nir_pseudonyme"], escalades[team]
            -> affectations (initiale, attribution, escalade, reorientation), agregats
     affectations + suivis + <app>-signalements  (key: signalement_id; co-partitioned)
-        └─ agent ``cycle`` (streams/cycle.py): FHIR status, retours, deadlines.
-           table: cycles[signalement_id]
+        └─ agent ``cycle`` (streams/cycle.py): FHIR status, retours, deadlines; and, in
+           the same pass, the figures' first stage (streams/agregats.py).
+           tables: cycles[signalement_id], agregats_dossiers[signalement_id]
            -> retours.<source>, signalements.rejetes, <app>-equipes (liberer, reorienter,
               escalade), <app>-signalements (deadline checks from the timer)
 
@@ -59,7 +60,11 @@ def declarer(topo: Topology) -> None:
     topo.equipes = app.topic(f"{prefix}-equipes", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
     topo.signalements = app.topic(f"{prefix}-signalements", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
     json = {"schema": faust.Schema(key_serializer="json", value_serializer="json")}
-    topo.assures = app.Table("assures", default=None, help="nir_pseudonyme -> team of the assuré's last case", **json)
+    # One record per assuré and batch: the team hint and the signalement ids already routed
+    # (dedup; a resend has the same id and, keyed by assuré, comes to the same partition).
+    topo.assures = app.Table(
+        "assures", default=None, help="nir_pseudonyme -> team of the assuré's last case, signalement ids seen", **json
+    )
     topo.charges = app.Table("charges", default=int, help="'team|caseworker' -> active cases", **json)
     topo.dossiers = app.Table("dossiers", default=None, help="signalement_id -> its case in a team: caseworker or waiting", **json)
     topo.assures_equipe = app.Table(

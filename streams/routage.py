@@ -30,6 +30,7 @@ from streams import lots
 from streams.topology import Topology
 
 log = logging.getLogger(__name__)
+VUS_PAR_ASSURE = 50  # signalement ids kept per assuré for dedup (a resend has the same id)
 
 
 def demande(kind: str, **fields: Any) -> bytes:
@@ -43,6 +44,8 @@ class Routeur:
         self.codec = codec
         self.dlq_key = dlq_key
         self.config = config
+        # This batch's team hints, by assuré: written with the batch's marks (one record each).
+        self._indices: dict[str, tuple[faust.types.EventT | None, str]] = {}
 
     def decoder(self, value: bytes | None) -> Signalement | Rejet:
         try:
@@ -56,7 +59,7 @@ class Routeur:
 
     async def traiter_lot(self, events: list[faust.types.EventT]) -> None:
         """Route a batch. Never raises: whatever fails is dead-lettered."""
-        envois: list[tuple[faust.types.EventT, str, Awaitable[Any]]] = []
+        envois: list[tuple[faust.types.EventT, Signalement, Awaitable[Any]]] = []
         dans_le_lot: set[str] = set()
         for event in events:
             lots.pour(event)
@@ -71,19 +74,35 @@ class Routeur:
         # the output go to different partitions and may be delivered in either order, and a
         # crash between the two would leave a signalement marked seen that was never routed.
         erreurs = await lots.acquittements([fut for _, _, fut in envois])
-        for (event, sid, _), erreur in zip(envois, erreurs, strict=True):
-            lots.pour(event)
+        vus: dict[str, tuple[faust.types.EventT, list[str]]] = {}
+        for (event, s, _), erreur in zip(envois, erreurs, strict=True):
+            if erreur is None:
+                vus[s.nir_pseudonyme] = (event, [*vus.get(s.nir_pseudonyme, (event, []))[1], s.signalement_id])
+            else:
+                await self.echec(event, erreur)
+        # One changelog record per assuré and batch: the team hint and the ids seen, together.
+        indices, self._indices = self._indices, {}
+        for nir in vus.keys() | indices.keys():
+            event = vus[nir][0] if nir in vus else indices[nir][0]
+            if event is not None:
+                lots.pour(event)
             try:
-                if erreur is None:
-                    self.topo.vus[sid] = 1
-                else:
-                    await self.echec(event, erreur)
+                self.retenir(nir, indices.get(nir, (event, None))[1], vus.get(nir, (event, []))[1])
             except Exception as exc:  # noqa: BLE001 - as above
                 await self.echec(event, exc)
 
+    def retenir(self, nir: str, equipe: str | None, vus: list[str]) -> None:
+        avant = self.topo.assures.get(nir) or {}
+        apres = {"equipe": avant.get("equipe") or equipe, "vus": [*avant.get("vus", []), *vus][-VUS_PAR_ASSURE:]}
+        if apres != avant:
+            self.topo.assures[nir] = apres
+
+    def deja_vu(self, s: Signalement) -> bool:
+        return s.signalement_id in (self.topo.assures.get(s.nir_pseudonyme) or {}).get("vus", ())
+
     async def traiter(
         self, event: faust.types.EventT, dans_le_lot: set[str]
-    ) -> tuple[faust.types.EventT, str, Awaitable[Any]] | None:
+    ) -> tuple[faust.types.EventT, Signalement, Awaitable[Any]] | None:
         """Validate, dedup and route one record; the pending send to await, if any."""
         msg = event.message
         s = self.decoder(msg.value)
@@ -92,12 +111,12 @@ class Routeur:
         if isinstance(s, Rejet):
             await self.rejeter(msg, s)
             return None
-        if s.signalement_id in dans_le_lot or self.topo.vus[s.signalement_id]:
+        if s.signalement_id in dans_le_lot or self.deja_vu(s):
             return None  # a resend: already routed
         dans_le_lot.add(s.signalement_id)
-        return event, s.signalement_id, await self.router(s)
+        return event, s, await self.router(s, event)
 
-    async def router(self, s: Signalement) -> Awaitable[Any]:
+    async def router(self, s: Signalement, event: faust.types.EventT | None = None) -> Awaitable[Any]:
         """Send the routing decision on; the broker's ack to await before marking it done."""
         o = orienter(self.config.moteur, s, datetime.now(UTC))
         aff = o.affectation
@@ -105,14 +124,14 @@ class Routeur:
             # No team (unknown territory): nothing to balance, the visible queue gets it now.
             return await self.topo.affectations.send(key=aff.cle(), value=self.codec.encode("Affectation", aff.to_avro()))
         # Référent unique: go first to the team of the assuré's last case, which may hold it open.
-        dernier = self.topo.assures.get(s.nir_pseudonyme)
-        cible = dernier["equipe"] if dernier else aff.equipe
+        nir = s.nir_pseudonyme
+        dernier = (self.topo.assures.get(nir) or {}).get("equipe") or self._indices.get(nir, (None, None))[1]
         envoi = await self.topo.equipes.send(
-            key=cible.encode(),
+            key=(dernier or aff.equipe).encode(),
             value=demande("nouveau", aff=aff.model_dump(mode="json"), placer=o.a_placer, territoire=aff.equipe),
         )
-        if not dernier:  # a hint only: written now so that the rest of the batch sees it
-            self.topo.assures[s.nir_pseudonyme] = {"equipe": aff.equipe}
+        if not dernier:  # a hint only, kept for the rest of the batch and written with the marks
+            self._indices[nir] = (event, aff.equipe)
         return envoi
 
     async def echec(self, event: faust.types.EventT, exc: BaseException) -> None:

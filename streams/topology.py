@@ -92,10 +92,6 @@ class Topology:
         self.entrants = app.topic(*(topics.entrants(s) for s in Source), internal=False)
         self.affectations = app.topic(topics.AFFECTATIONS, internal=False)
         self.rejetes = app.topic(topics.REJETES, internal=False)
-        # Dedup: a signalement_id already routed is not routed again. Keyed by
-        # signalement_id, always written while iterating the partition of its
-        # assuré (the ingress key), so its changelog partition is stable.
-        self.vus = app.Table("signalements_vus", default=int, help="signalement_id -> times seen")
         self.retours = {s: app.topic(topics.retours(s), internal=False) for s in Source}
         self.agregats = app.topic(topics.AGREGATS, internal=False)
         self.suivis = app.topic(topics.SUIVIS, internal=False)

@@ -12,7 +12,7 @@ from aiguillage.acls import Acl, hub_acls, partner_principal
 from aiguillage.cli import app
 from aiguillage.domain import Source
 
-ALL_TOPICS = [t.name for t in topics.hub_topics()] + ["aiguillage-signalements_vus-changelog"]
+ALL_TOPICS = [t.name for t in topics.hub_topics()] + ["aiguillage-assures-changelog"]
 RULES = hub_acls("aiguillage")
 
 
@@ -40,7 +40,7 @@ def test_the_worker_reads_ingress_and_writes_its_outputs_and_faust_internal_topi
     assert not any(allowed(w, "Write", "topic", topics.entrants(s)) for s in Source)
     assert allowed(w, "Read", "group", "aiguillage")
     for op in ("Create", "Read", "Write"):
-        assert allowed(w, op, "topic", "aiguillage-signalements_vus-changelog")
+        assert allowed(w, op, "topic", "aiguillage-assures-changelog")
 
 
 def test_sinks_read_their_topics_join_their_groups_and_write_only_the_dlq():
