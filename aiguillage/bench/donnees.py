@@ -9,7 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 from aiguillage.codec import AvroCodec
 from aiguillage.domain import Source, signalement_id
 
-COMMUNES = ["31555", "69123", "2A004", "97411", "75056", "13055", "59350", "33063", "44109", "67482"]
+# The shipped routing configuration is the Carsat Occitanie's: communes of its 13 départements,
+# so that nearly every signalement goes through a team (the team agent, caseloads, waiting
+# files), and one outside it (no team: straight to the hors-territoire file), as in real traffic.
+COMMUNES = ["31555", "31395", "12202", "34172", "81004", "30189", "66136", "11069", "65440", "46042",
+            "82121", "09122", "32013", "48095", "75056"]
 MOTIFS = ["arret-long", "inaptitude", "rqth", "retard-paiement-ij", "acces-aux-soins", "isolement"]
 SITUATIONS = ["salarie", "demandeur-emploi", "independant", "fonctionnaire"]
 COMMENTAIRE = "Arrêt prolongé, l'assuré souhaite un échange sur la reprise et le maintien dans l'emploi. " * 2
