@@ -10,6 +10,10 @@ suivis meet on one partition (see :mod:`streams.etat`). For each suivi:
 - each change of status is published on ``retours.<source>`` (never the comment);
 - the caseload effect goes to the signalement's team partition (liberer, reorienter).
 
+Records come in batches (:mod:`streams.lots`), each decoded once and also handed to the
+figures' first stage (:meth:`streams.agregats.Agregation.appliquer`), which reads the
+same two topics: one pass over them instead of two.
+
 A suivi that arrives before its signalement's first Affectation is kept and replayed
 when the Affectation arrives. A timer looks for signalements past their first-contact
 date and not taken in charge; the check itself runs in the stream (tables are only
@@ -46,6 +50,18 @@ EN_ATTENTE_DE_CONTACT = (Statut.REQUESTED.value, Statut.RECEIVED.value)
 SUIVIS_GARDES = 50  # suivi ids remembered per signalement, for resends
 
 
+# What the life cycle keeps of an Affectation that a team holds (the team keeps the rest): the
+# retours' fields, the sequence, the team and the first-contact date. A team-less one is kept
+# whole: this agent then numbers its decisions (escalade, réorientation). Measured with
+# `aiguillage bench` (30,000 signalements, all left open): peak RSS 378-393 MB -> 317 MB.
+GARDE = ("signalement_id", "source", "source_ref", "sequence", "equipe", "echeance_premier_contact")
+
+
+def ce_qui_reste(aff: Affectation) -> dict[str, Any]:
+    d = aff.model_dump(mode="json")
+    return d if aff.equipe is None else {k: d[k] for k in GARDE}
+
+
 class Cycle:
     def __init__(self, topo: Topology, codec: AvroCodec, config: ConfigCourante, routeur: Routeur) -> None:
         self.topo = topo
@@ -66,18 +82,25 @@ class Cycle:
                 record = self.codec.decode(schema, msg.value) if schema else json.loads(msg.value)
             except (CodecError, ValueError) as exc:
                 code = exc.code if isinstance(exc, CodecError) else "json-invalide"
-                await self.routeur.rejeter(msg, Rejet(code, f"{msg.topic}: {exc}"))
+                await self.rejeter(msg, Rejet(code, f"{msg.topic}: {exc}"))
                 continue
             try:
                 await self.traiter(msg, record)
             except Exception as exc:
                 log.exception("life-cycle agent failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-                await self.routeur.rejeter(msg, Rejet("erreur-interne", f"suivi processing failed: {type(exc).__name__}"))
+                await self.rejeter(msg, Rejet("erreur-interne", f"suivi processing failed: {type(exc).__name__}"))
             if schema and aussi is not None:
                 try:
                     aussi(msg, record)
                 except Exception:
                     log.exception("aggregates failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+
+    async def rejeter(self, msg: Any, rejet: Rejet) -> None:
+        """Dead-letter without raising: a raise would ack the rest of the batch unprocessed."""
+        try:
+            await self.routeur.rejeter(msg, rejet)
+        except Exception:
+            log.exception("could not dead-letter %s[%d]@%d", msg.topic, msg.partition, msg.offset)
 
     async def traiter(self, msg: Any, record: dict[str, Any]) -> None:
         if msg.topic == topics.AFFECTATIONS:
@@ -119,7 +142,7 @@ class Cycle:
         nouveau = not c or c.get("statut") is None
         c = dict(c or {"suivis": []})
         en_attente = c.pop("en_attente", [])
-        c["aff"] = aff.model_dump(mode="json")
+        c["aff"] = ce_qui_reste(aff)
         if nouveau:
             c["statut"] = Statut.REQUESTED.value
             await self.publier_retour(c["aff"], Statut.REQUESTED, None, f"aff{aff.sequence}", aff.decide_le)

@@ -74,20 +74,23 @@ class Routeur:
         # the output go to different partitions and may be delivered in either order, and a
         # crash between the two would leave a signalement marked seen that was never routed.
         erreurs = await lots.acquittements([fut for _, _, fut in envois])
-        vus: dict[str, tuple[faust.types.EventT, list[str]]] = {}
+        vus: dict[str, list[str]] = {}  # assuré -> signalement ids routed in this batch
+        ou: dict[str, faust.types.EventT] = {}  # assuré -> an event of theirs, to log the record under
         for (event, s, _), erreur in zip(envois, erreurs, strict=True):
-            if erreur is None:
-                vus[s.nir_pseudonyme] = (event, [*vus.get(s.nir_pseudonyme, (event, []))[1], s.signalement_id])
-            else:
+            if erreur is not None:
                 await self.echec(event, erreur)
-        # One changelog record per assuré and batch: the team hint and the ids seen, together.
+                continue
+            vus.setdefault(s.nir_pseudonyme, []).append(s.signalement_id)
+            ou[s.nir_pseudonyme] = event
         indices, self._indices = self._indices, {}
-        for nir in vus.keys() | indices.keys():
-            event = vus[nir][0] if nir in vus else indices[nir][0]
+        for nir, (event, _) in indices.items():
             if event is not None:
-                lots.pour(event)
+                ou.setdefault(nir, event)
+        # One changelog record per assuré and batch: the team hint and the ids seen, together.
+        for nir, event in ou.items():
+            lots.pour(event)
             try:
-                self.retenir(nir, indices.get(nir, (event, None))[1], vus.get(nir, (event, []))[1])
+                self.retenir(nir, indices.get(nir, (None, None))[1], vus.get(nir, []))
             except Exception as exc:  # noqa: BLE001 - as above
                 await self.echec(event, exc)
 
