@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
 
 from aiguillage.codec import AvroCodec
 from aiguillage.domain import Affectation, Axe
@@ -173,6 +174,10 @@ class Equipes:
         p = placer(self.config.moteur, equipe, aff.axe, self.charge(equipe), deja_deborde=bool(m.get("deborde_de")))
         if p.deborder_vers:
             self.topo.assures_equipe[cle_assure] = {"transfere": p.deborder_vers}
+            if self.pleine_ici(p.deborder_vers, aff.axe):
+                # What the neighbour would answer ("attendre"), without the two hops there and back.
+                await self._attendre(equipe, {**m, "raison": f"{p.raison}, pleine aussi"})
+                return
             await self.transmettre(p.deborder_vers, {**m, "deborde_de": equipe, "raison_debordement": p.raison})
             return
         if p.assistant is None and m.get("deborde_de"):
@@ -196,6 +201,27 @@ class Equipes:
             await self.changer_charge(equipe, final.assistant, +1)
         self.enregistrer(final, base, reorientation=reorientation)
         self.topo.assures_equipe[f"{equipe}|{aff.nir_pseudonyme}"] = {"dossier": aff.signalement_id}
+
+    def pleine_ici(self, voisine: str, axe: Axe) -> bool:
+        """The neighbour team is full for ``axe``, read on this worker: only when its partition is
+        ours (its caseloads are then up to date here). Full teams send most overflows straight
+        back ("attendre"): in saturation this saves two of a signalement's three team hops."""
+        if not self.est_locale(voisine):
+            return False
+        p = placer(self.config.moteur, voisine, axe, self.charge(voisine), deja_deborde=True)
+        return p.assistant is None
+
+    def est_locale(self, equipe: str) -> bool:
+        topic = self.topo.equipes
+        app = getattr(topic, "app", None)
+        if app is None:  # tests' stand-in topology: every team is here
+            return True
+        nom = topic.get_topic_name()
+        parts = [tp.partition for tp in app.consumer.assignment() if tp.topic == nom]
+        if not parts:
+            return False
+        n = app.conf.topic_partitions
+        return (murmur2(equipe.encode()) & 0x7FFFFFFF) % n in parts
 
     async def _attendre(self, equipe: str, m: dict[str, Any]) -> None:
         aff = Affectation.model_validate(m["aff"])
