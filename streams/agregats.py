@@ -43,8 +43,8 @@ APPLIQUER = {
 
 
 class Agregation:
-    def __init__(self, app: faust.App, codec: AvroCodec, seuil: int, intervalle: float = 1.0) -> None:
-        self.app, self.codec, self.seuil, self.intervalle = app, codec, seuil, intervalle
+    def __init__(self, app: faust.App, codec: AvroCodec, seuil: int) -> None:
+        self.app, self.codec, self.seuil = app, codec, seuil
         n = app.conf.topic_partitions
         self.nom_partiels = f"{app.conf.id}-agregats-partiels"
         self.partiels_topic = app.topic(self.nom_partiels, internal=True, partitions=n)
@@ -167,7 +167,7 @@ class Agregation:
 
 def install(app: faust.App, codec: AvroCodec, seuil: int = publication.SEUIL_PAR_DEFAUT,
             intervalle: float = 1.0) -> Agregation:
-    ag = Agregation(app, codec, seuil, intervalle)
+    ag = Agregation(app, codec, seuil)
 
     @app.agent(ag.partiels_topic, name="agregats-totaux", concurrency=1)
     async def totaux(stream: faust.StreamT) -> None:

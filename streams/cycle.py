@@ -116,12 +116,6 @@ class Cycle:
         else:
             await self.sur_echeance(record)
 
-    def decoder_suivi(self, value: bytes | None) -> Suivi | Rejet:
-        try:
-            return self.valider_suivi(self.codec.decode("Suivi", value))
-        except CodecError as exc:
-            return Rejet(exc.code, str(exc))
-
     @staticmethod
     def valider_suivi(data: dict[str, Any]) -> Suivi | Rejet:
         try:

@@ -56,12 +56,14 @@ class Equipes:
         self.codec = codec
         self.config = config
         self._attente: dict[str, dict[str, prio.EnAttente]] = {}  # cache of the dossiers table
+        self._locales: frozenset[int] | None = None  # our partitions of <app>-equipes, until a rebalance
         self._envois: list[Any] = []  # this batch's Affectations, acknowledged before its offsets
 
     # -- state helpers -------------------------------------------------------------------
 
     def oublier_cache(self, *_: Any, **__: Any) -> None:
         self._attente.clear()
+        self._locales = None
 
     def attente(self, equipe: str) -> dict[str, prio.EnAttente]:
         if equipe not in self._attente:
@@ -216,12 +218,11 @@ class Equipes:
         app = getattr(topic, "app", None)
         if app is None:  # tests' stand-in topology: every team is here
             return True
-        nom = topic.get_topic_name()
-        parts = [tp.partition for tp in app.consumer.assignment() if tp.topic == nom]
-        if not parts:
-            return False
+        if self._locales is None:  # read once per assignment (oublier_cache runs on each rebalance)
+            nom = topic.get_topic_name()
+            self._locales = frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == nom)
         n = app.conf.topic_partitions
-        return (murmur2(equipe.encode()) & 0x7FFFFFFF) % n in parts
+        return (murmur2(equipe.encode()) & 0x7FFFFFFF) % n in self._locales
 
     async def _attendre(self, equipe: str, m: dict[str, Any]) -> None:
         aff = Affectation.model_validate(m["aff"])
