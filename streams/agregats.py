@@ -6,7 +6,8 @@
    (:mod:`streams.cycle`): one Faust event and one Avro decode per record instead of two.
    An Affectation (v3) carries the assuré's profile, so the ingress is not re-keyed for
    the figures. Both cuts were measured with ``aiguillage bench`` (issue 8). It keeps one
-   *dossier* per signalement in a table and maintains, in memory, the per-partition totals
+   *dossier* per signalement, in that agent's ``cycles`` entry (one changelog record for
+   both, written once per batch), and maintains, in memory, the per-partition totals
    its dossiers contribute (:mod:`aiguillage.agregats.calcul`). A timer publishes the totals
    that changed (absolute values, not deltas: a replay is harmless) to
    ``…-agregats-partiels``, keyed by the aggregate key. After a rebalance or a restart the
@@ -33,6 +34,7 @@ from aiguillage import topics
 from aiguillage.agregats import calcul, publication
 from aiguillage.codec import AvroCodec
 from streams import lots
+from streams.lots import Tampon
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +45,16 @@ APPLIQUER = {
 
 
 class Agregation:
-    def __init__(self, app: faust.App, codec: AvroCodec, seuil: int) -> None:
+    def __init__(self, app: faust.App, codec: AvroCodec, seuil: int, cycles: Any) -> None:
         self.app, self.codec, self.seuil = app, codec, seuil
         n = app.conf.topic_partitions
         self.nom_partiels = f"{app.conf.id}-agregats-partiels"
         self.partiels_topic = app.topic(self.nom_partiels, internal=True, partitions=n)
         self.agregats_topic = app.topic(topics.AGREGATS, internal=False)
         self.schemas = {topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}
-        self.dossiers = app.Table(
-            "agregats_dossiers", partitions=n,
-            help="signalement_id -> dossier: signalement, latest affectation, escalations, suivis",
-        )
+        # signalement_id -> its dossier (signalement, latest affectation, escalations, suivis),
+        # kept as the "ag" of the life cycle's entry: that agent writes both once per batch.
+        self.cycles = cycles
         self.totaux = app.Table(
             "agregats_totaux", partitions=n,
             help="aggregate key -> {partition of stage 1: its latest value}",
@@ -69,18 +70,19 @@ class Agregation:
 
     # -- stage 1 -------------------------------------------------------------------------
 
-    def appliquer(self, msg: Any, record: dict[str, Any]) -> None:
+    def appliquer(self, msg: Any, record: dict[str, Any], etats: Tampon) -> None:
         """One decoded Affectation or Suivi into its dossier (called by the life-cycle agent,
-        whose pass over these topics this stage shares)."""
+        whose pass over these topics this stage shares, with that batch's ``cycles`` writes)."""
         cle = (msg.key or b"").decode()
         if not cle:
             raise ValueError(f"{msg.topic} record without a key")
-        avant = self.dossiers.get(cle)
+        entree = etats.get(cle) or {}
+        avant = entree.get("ag")
         apres = APPLIQUER[self.schemas[msg.topic]](avant, record)
         apres["p"] = msg.partition
         if apres == avant:
             return  # a resend: nothing changed
-        self.dossiers[cle] = apres  # reassigned, so the changelog gets it
+        etats[cle] = {**entree, "ag": apres}  # a new value, so the changelog gets it
         for (c, bucket), n in calcul.difference(avant, apres).items():
             self._ajouter(msg.partition, c, bucket, n)
 
@@ -103,7 +105,8 @@ class Agregation:
     def reconstruire_partiels(self, assignees: frozenset[int]) -> None:
         """After a rebalance or a restart: the totals of our partitions, from the recovered dossiers."""
         self.partiels, self.partiels_sales = {}, set()
-        for _, d in list(self.dossiers.items()):
+        for _, c in list(self.cycles.items()):
+            d = (c or {}).get("ag")
             if d and d.get("p") in assignees:
                 for (c, bucket), n in calcul.contributions(d).items():
                     self._ajouter(d["p"], c, bucket, n)
@@ -165,9 +168,9 @@ class Agregation:
             raise
 
 
-def install(app: faust.App, codec: AvroCodec, seuil: int = publication.SEUIL_PAR_DEFAUT,
+def install(app: faust.App, codec: AvroCodec, cycles: Any, seuil: int = publication.SEUIL_PAR_DEFAUT,
             intervalle: float = 1.0) -> Agregation:
-    ag = Agregation(app, codec, seuil)
+    ag = Agregation(app, codec, seuil, cycles)
 
     @app.agent(ag.partiels_topic, name="agregats-totaux", concurrency=1)
     async def totaux(stream: faust.StreamT) -> None:

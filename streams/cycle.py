@@ -12,7 +12,9 @@ suivis meet on one partition (see :mod:`streams.etat`). For each suivi:
 
 Records come in batches (:mod:`streams.lots`), each decoded once and also handed to the
 figures' first stage (:meth:`streams.agregats.Agregation.appliquer`), which reads the
-same two topics: one pass over them instead of two.
+same two topics: one pass over them instead of two. That stage keeps its dossier in the
+same ``cycles`` entry, and the batch's entries are written once at its end
+(:class:`streams.lots.Tampon`): one changelog record per signalement and batch.
 
 A suivi that arrives before its signalement's first Affectation is kept and replayed
 when the Affectation arrives. A timer looks for signalements past their first-contact
@@ -45,7 +47,7 @@ from streams.routage import Routeur, demande
 from streams.topology import Topology
 
 log = logging.getLogger(__name__)
-Observateur = Callable[[Any, dict[str, Any]], None]  # (message, decoded record)
+Observateur = Callable[[Any, dict[str, Any], lots.Tampon], None]  # (message, decoded record, the batch's cycles)
 EN_ATTENTE_DE_CONTACT = (Statut.REQUESTED.value, Statut.RECEIVED.value)
 SUIVIS_GARDES = 50  # suivi ids remembered per signalement, for resends
 
@@ -70,6 +72,9 @@ class Cycle:
         self.routeur = routeur  # for its dead-letter helper
         self.demandes_echeance: set[tuple[str, str]] = set()  # (sid, due date) asked since start
         self.schemas = {topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}  # else: a deadline check (JSON)
+        # The batch's writes to ``cycles``, shared with the figures' first stage (its dossier is
+        # the entry's "ag"): one changelog record per signalement and batch for both.
+        self.etats = lots.Tampon(topo.cycles)
 
     async def traiter_lot(self, events: list[faust.types.EventT], aussi: Observateur | None = None) -> None:
         """A batch: each record decoded once, then the life cycle, then ``aussi`` (the aggregates'
@@ -91,9 +96,10 @@ class Cycle:
                 await self.rejeter(msg, Rejet("erreur-interne", f"suivi processing failed: {type(exc).__name__}"))
             if schema and aussi is not None:
                 try:
-                    aussi(msg, record)
+                    aussi(msg, record, self.etats)
                 except Exception:
                     log.exception("aggregates failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+        self.etats.ecrire()
 
     async def rejeter(self, msg: Any, rejet: Rejet) -> None:
         """Dead-letter without raising: a raise would ack the rest of the batch unprocessed."""
@@ -130,17 +136,17 @@ class Cycle:
     async def sur_affectation(self, data: dict[str, Any]) -> None:
         aff = Affectation.model_validate(data)
         sid = aff.signalement_id
-        c = self.topo.cycles.get(sid)
+        c = self.etats.get(sid)
         if c and c.get("aff") and c["aff"]["sequence"] >= aff.sequence:
             return  # an older or repeated decision
         nouveau = not c or c.get("statut") is None
-        c = dict(c or {"suivis": []})
+        c = {"suivis": [], **(c or {})}
         en_attente = c.pop("en_attente", [])
         c["aff"] = ce_qui_reste(aff)
         if nouveau:
             c["statut"] = Statut.REQUESTED.value
             await self.publier_retour(c["aff"], Statut.REQUESTED, None, f"aff{aff.sequence}", aff.decide_le)
-        self.topo.cycles[sid] = c
+        self.etats[sid] = c
         for s in en_attente:  # suivis that came before this signalement's first decision
             rejet = await self.sur_suivi(Suivi.model_validate(s))
             if rejet is not None:
@@ -149,12 +155,12 @@ class Cycle:
     async def sur_suivi(self, suivi: Suivi) -> Rejet | None:
         sid = suivi.signalement_id
         assert sid is not None
-        c = self.topo.cycles.get(sid)
+        c = self.etats.get(sid)
         if not c or c.get("statut") is None:
-            c = dict(c or {"suivis": []})
+            c = {"suivis": [], **(c or {})}
             kept = suivi.model_dump(mode="json", exclude={"commentaire"})  # free text stays out of changelogs
             c["en_attente"] = [*c.get("en_attente", []), kept][-SUIVIS_GARDES:]
-            self.topo.cycles[sid] = c
+            self.etats[sid] = c
             return None
         if suivi.suivi_id in c["suivis"]:
             return None  # a resend
@@ -169,7 +175,7 @@ class Cycle:
                          ({"field": "reorientation_vers", "problem": "expected equipe:<id> of a configured team"},))
         aff = c["aff"]
         c = {**c, "statut": apres.value, "suivis": [*c["suivis"], suivi.suivi_id][-SUIVIS_GARDES:]}
-        self.topo.cycles[sid] = c
+        self.etats[sid] = c
         if apres != avant or suivi.type is TypeSuivi.REORIENTATION:
             await self.publier_retour(aff, apres, avant, suivi.suivi_id, suivi.survenu_le, cycle.issue_de(suivi))
         equipe = aff.get("equipe")
@@ -190,13 +196,13 @@ class Cycle:
         return None
 
     async def sur_echeance(self, m: dict[str, Any]) -> None:
-        c = self.topo.cycles.get(m["sid"])
+        c = self.etats.get(m["sid"])
         if not c or c.get("statut") not in EN_ATTENTE_DE_CONTACT:
             return
         aff = c["aff"]
         if aff["echeance_premier_contact"] != m["echeance"] or c.get("escalade_pour") == m["echeance"]:
             return  # the deadline moved (already escalated), or this breach was handled
-        self.topo.cycles[m["sid"]] = {**c, "escalade_pour": m["echeance"]}
+        self.etats[m["sid"]] = {**c, "escalade_pour": m["echeance"]}
         if aff.get("equipe"):
             await self.vers_equipe(aff["equipe"], "escalade", sid=m["sid"], echeance=m["echeance"])
         else:

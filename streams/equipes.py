@@ -10,13 +10,14 @@ Consumes ``<app>-equipes`` (key: team id). Messages (JSON, :func:`streams.routag
 - ``reorienter``: free, then route again to another axe or team (sequence + 1);
 - ``escalade``: first-contact deadline missed: raise the priorité (sequence + 1).
 
-Every caseload change is published on ``agregats`` (indicateur ``charge-assistant``), and
-so is the count of missed first-contact deadlines per team (``escalades-premier-contact``).
+Caseloads are published on ``agregats`` (indicateur ``charge-assistant``) once per batch,
+with the table's writes (:meth:`Equipes.ecrire_charges`); so is each change of the count of
+missed first-contact deadlines per team (``escalades-premier-contact``).
 A configuration that raises a capacity takes effect at the team's next placement or closure
 (state is only written while iterating this stream, never from the reload timer).
 
 Messages come in batches (:mod:`streams.lots`): state is written as each message is handled
-(the next one in the batch must see it), and the batch's Affectations are acknowledged
+(the next one in the batch must see it; caseloads through the batch's overlay), and the batch's Affectations are acknowledged
 before its offsets are. A crash may thus leave a case recorded whose Affectation never
 reached the broker; the redelivered message finds the case and sends its Affectation again.
 """
@@ -58,6 +59,10 @@ class Equipes:
         self._attente: dict[str, dict[str, prio.EnAttente]] = {}  # cache of the dossiers table
         self._locales: frozenset[int] | None = None  # our partitions of <app>-equipes, until a rebalance
         self._envois: list[Any] = []  # this batch's Affectations, acknowledged before its offsets
+        # This batch's caseloads, written and published once per batch (a batch placing 500
+        # signalements changed ~20 caseloads: 20 changelog records and 20 figures, not 500 of each).
+        self._charges: dict[str, tuple[int, faust.types.EventT | None]] = {}
+        self._event: faust.types.EventT | None = None
 
     # -- state helpers -------------------------------------------------------------------
 
@@ -75,13 +80,26 @@ class Equipes:
         return self._attente[equipe]
 
     def charge(self, equipe: str) -> Any:
-        return lambda assistant: self.topo.charges[f"{equipe}|{assistant}"]
+        return lambda assistant: self.charge_de(f"{equipe}|{assistant}")
 
-    async def changer_charge(self, equipe: str, assistant: str, delta: int) -> None:
+    def charge_de(self, cle: str) -> int:
+        return self._charges[cle][0] if cle in self._charges else self.topo.charges[cle]
+
+    def changer_charge(self, equipe: str, assistant: str, delta: int) -> None:
         cle = f"{equipe}|{assistant}"
-        n = max(0, self.topo.charges[cle] + delta)
-        self.topo.charges[cle] = n
-        await self.publier("charge-assistant", {"assistant": assistant, "equipe": equipe}, n)
+        self._charges[cle] = (max(0, self.charge_de(cle) + delta), self._event)
+
+    async def ecrire_charges(self) -> None:
+        """The batch's caseloads into the table (each under the partition of the team's message
+        that changed it last) and on ``agregats``."""
+        charges, self._charges = self._charges, {}
+        for cle, (n, event) in charges.items():
+            if event is not None:
+                lots.pour(event)
+            self.topo.charges[cle] = n
+        for cle, (n, _) in charges.items():
+            equipe, _, assistant = cle.partition("|")
+            await self.publier("charge-assistant", {"assistant": assistant, "equipe": equipe}, n)
 
     async def publier(self, indicateur: str, dimensions: dict[str, str], valeur: int) -> None:
         """A live figure on ``agregats`` (compacted: the latest value per key is what counts)."""
@@ -129,11 +147,17 @@ class Equipes:
         """Handle a batch, then wait for its Affectations' acks. Never raises."""
         for event in events:
             lots.pour(event)
+            self._event = event
             msg = event.message
             try:
                 await self.traiter(msg.key.decode(), json.loads(msg.value))
             except Exception:
                 log.exception("team agent failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+        self._event = None
+        try:
+            await self.ecrire_charges()
+        except Exception:
+            log.exception("team agent could not write this batch's caseloads")
         envois, self._envois = self._envois, []
         for erreur in await lots.acquittements(envois):
             if erreur is not None:
@@ -200,7 +224,7 @@ class Equipes:
         final = avec_placement(aff, p, **changes)
         await self.emettre(final)
         if final.assistant:
-            await self.changer_charge(equipe, final.assistant, +1)
+            self.changer_charge(equipe, final.assistant, +1)
         self.enregistrer(final, base, reorientation=reorientation)
         self.topo.assures_equipe[f"{equipe}|{aff.nir_pseudonyme}"] = {"dossier": aff.signalement_id}
 
@@ -252,7 +276,7 @@ class Equipes:
         del self.topo.dossiers[sid]
         self.attente(equipe).pop(sid, None)
         if d["assistant"] and not d["lie_a"]:
-            await self.changer_charge(equipe, d["assistant"], -1)
+            self.changer_charge(equipe, d["assistant"], -1)
         nir = d["aff"]["nir_pseudonyme"]
         cle = f"{equipe}|{nir}"
         if (self.topo.assures_equipe.get(cle) or {}).get("dossier") == sid:
@@ -288,7 +312,7 @@ class Equipes:
             final = avec_placement(base, p, file=d["file"], sequence=d["sequence"] + 1, nature="attribution",
                                    decide_le=maintenant, config_version=m.version)
             await self.emettre(final)
-            await self.changer_charge(equipe, a.id, +1)
+            self.changer_charge(equipe, a.id, +1)
             self.enregistrer(final, d["base"])
 
     async def _reorienter(self, equipe: str, m: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ Routing needs state under three different keys, hence three agents::
     affectations + suivis + <app>-signalements  (key: signalement_id; co-partitioned)
         └─ agent ``cycle`` (streams/cycle.py): FHIR status, retours, deadlines; and, in
            the same pass, the figures' first stage (streams/agregats.py).
-           tables: cycles[signalement_id], agregats_dossiers[signalement_id]
+           table: cycles[signalement_id] (with the figures' dossier, written once per batch)
            -> retours.<source>, signalements.rejetes, <app>-equipes (liberer, reorienter,
               escalade), <app>-signalements (deadline checks from the timer)
 

@@ -35,3 +35,32 @@ async def acquittements(envois: list[Any]) -> list[BaseException | None]:
     """Wait for every broker ack of a batch; the error of each send that failed, else None."""
     resultats = await asyncio.gather(*envois, return_exceptions=True)
     return [r if isinstance(r, BaseException) else None for r in resultats]
+
+
+class Tampon:
+    """One table's writes of a batch, held here and written once per key when the batch ends.
+
+    Reads see the batch's own writes first. Each key is logged to the partition of the event
+    that wrote it last (the one being handled, as :func:`pour` named it). Two stages that keep
+    their state under the same key in one table then cost one changelog record per key and
+    batch, not one per write (issue 8: the life cycle and the figures' first stage).
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.ecrits: dict[Any, tuple[Any, Any]] = {}
+
+    def get(self, cle: Any) -> Any:
+        return self.ecrits[cle][0] if cle in self.ecrits else self.table.get(cle)
+
+    def __setitem__(self, cle: Any, valeur: Any) -> None:
+        ref = _current_event.get(None)
+        self.ecrits[cle] = (valeur, ref() if ref is not None else None)
+
+    def ecrire(self) -> None:
+        """Into the table, each under its own event's partition."""
+        ecrits, self.ecrits = self.ecrits, {}
+        for cle, (valeur, event) in ecrits.items():
+            if event is not None:
+                pour(event)
+            self.table[cle] = valeur

@@ -30,7 +30,7 @@ def build(settings: Settings) -> faust.App:
     routeur = routage.Routeur(topo, codec, settings.require_dlq_key(), config)
     routage.install(topo, routeur)
     equipes.install(topo, equipes.Equipes(topo, codec, config))
-    ag = agregats.install(app, codec, settings.seuil_confidentialite, settings.agregats_intervalle)
+    ag = agregats.install(app, codec, topo.cycles, settings.seuil_confidentialite, settings.agregats_intervalle)
     # The figures' first stage reads the life-cycle agent's topics: it runs in that agent's pass.
     cycle.install(topo, cycle.Cycle(topo, codec, config, routeur), settings.echeances_intervalle, aussi=ag.appliquer)
     app.on_partitions_assigned.connect(log_assignment)

@@ -137,6 +137,7 @@ class Banc:
 
     async def _suivi(self, suivi: Any) -> Any:
         rejet = await self.cycle.sur_suivi(suivi)
+        self.cycle.etats.ecrire()  # a batch of one
         await self._deliver([])
         return rejet
 
@@ -151,12 +152,15 @@ class Banc:
             if name == "equipes":
                 assert key is not None
                 await self.equipes.traiter(key.decode(), json.loads(value))
+                await self.equipes.ecrire_charges()  # a batch of one
             elif name == "affectations":
                 data = self.codec.decode("Affectation", value)
                 self.affectations.append(Affectation.model_validate(data))
                 await self.cycle.sur_affectation(data)
+                self.cycle.etats.ecrire()
             elif name == "signalements":
                 await self.cycle.sur_echeance(json.loads(value))
+                self.cycle.etats.ecrire()
 
     def sorties(self, topic_prefix: str) -> list[dict[str, Any]]:
         schema = {"retours": "Retour", "agregats": "Agregat"}[topic_prefix.split(".")[0]]
