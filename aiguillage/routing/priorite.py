@@ -7,7 +7,8 @@ through escalations, transfers and réorientations: a transfer keeps the origina
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +24,7 @@ def escalader(priorite: int, hausse: int) -> int:
     return max(1, priorite - hausse)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per waiting signalement: no per-instance dict
 class EnAttente:
     signalement_id: str
     priorite: int
@@ -34,8 +35,13 @@ def cle_file(item: EnAttente, maintenant: datetime, jours_par_niveau: int) -> tu
     return (priorite_effective(item.priorite, item.recu_le, maintenant, jours_par_niveau), item.recu_le, item.signalement_id)
 
 
-def ordonner(items: Iterable[EnAttente], maintenant: datetime, jours_par_niveau: int) -> list[EnAttente]:
-    return sorted(items, key=lambda i: cle_file(i, maintenant, jours_par_niveau))
+def ordonner(items: Iterable[EnAttente], maintenant: datetime, jours_par_niveau: int) -> Iterator[EnAttente]:
+    """In file order, lazily: a closure usually takes one or two items off a long file, so a heap
+    (linear to build) rather than a sort of the whole file each time."""
+    tas = [(cle_file(i, maintenant, jours_par_niveau), i) for i in items]  # keys are unique (id last)
+    heapq.heapify(tas)
+    while tas:
+        yield heapq.heappop(tas)[1]
 
 
 def prochain(items: Iterable[EnAttente], maintenant: datetime, jours_par_niveau: int) -> EnAttente | None:
