@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         default=None, description="partner-token file (hashed bearer tokens); unset = data_dir/tokens.json"
     )
     data_dir: Path = Path("var")
+    store: Literal["memory://", "rocksdb://"] = Field(
+        default="memory://",
+        description="where the workers' tables live: memory:// (fast; rebuilt from the changelogs at start) "
+        "or rocksdb:// (on disk under data_dir/tables, so memory stays flat however many signalements "
+        "are open; one data_dir per worker)",
+    )
     worker_id: str = "aiguillage"
     embedded_broker: bool = Field(
         default=False, description="set by `aiguillage up` on its embedded broker: works around its quirks"

@@ -35,6 +35,7 @@ from aiguillage.agregats import calcul, publication
 from aiguillage.codec import AvroCodec
 from streams import lots
 from streams.lots import Tampon
+from streams.topology import options_table
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Agregation:
         self.cycles = cycles
         self.totaux = app.Table(
             "agregats_totaux", partitions=n,
-            help="aggregate key -> {partition of stage 1: its latest value}",
+            help="aggregate key -> {partition of stage 1: its latest value}", options=options_table(),
         )
         # Stage 1, in memory: (partition, cle) -> count or {days: count}; rebuilt from dossiers.
         self.partiels: dict[tuple[int, str], publication.Valeur] = {}
@@ -105,7 +106,7 @@ class Agregation:
     def reconstruire_partiels(self, assignees: frozenset[int]) -> None:
         """After a rebalance or a restart: the totals of our partitions, from the recovered dossiers."""
         self.partiels, self.partiels_sales = {}, set()
-        for _, c in list(self.cycles.items()):
+        for c in self.cycles.values():  # no await in this loop: nothing writes the table meanwhile
             d = (c or {}).get("ag")
             if d and d.get("p") in assignees:
                 for (c, bucket), n in calcul.contributions(d).items():

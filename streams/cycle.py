@@ -212,12 +212,16 @@ class Cycle:
     async def verifier_echeances(self) -> int:
         """Timer body: ask, once per breach, for a deadline check of each late signalement."""
         today = datetime.now(UTC).date().isoformat()
+        # One pass without awaiting (the table cannot change under it), keeping only the late
+        # ones: a list of every entry would cost the whole table's size in memory per scan.
+        dues = [
+            (sid, c["aff"]["echeance_premier_contact"]) for sid, c in self.topo.cycles.items()
+            if c and c.get("statut") in EN_ATTENTE_DE_CONTACT and c.get("aff")
+            and c["aff"]["echeance_premier_contact"] < today and c.get("escalade_pour") != c["aff"]["echeance_premier_contact"]
+        ]
         n = 0
-        for sid, c in list(self.topo.cycles.items()):
-            if not c or c.get("statut") not in EN_ATTENTE_DE_CONTACT or not c.get("aff"):
-                continue
-            echeance = c["aff"]["echeance_premier_contact"]
-            if echeance < today and c.get("escalade_pour") != echeance and (sid, echeance) not in self.demandes_echeance:
+        for sid, echeance in dues:
+            if (sid, echeance) not in self.demandes_echeance:
                 self.demandes_echeance.add((sid, echeance))
                 await self.topo.signalements.send(key=sid.encode(), value=json.dumps({"sid": sid, "echeance": echeance}).encode())
                 n += 1

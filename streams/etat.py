@@ -59,16 +59,20 @@ def declarer(topo: Topology) -> None:
     prefix = app.conf.id
     topo.equipes = app.topic(f"{prefix}-equipes", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
     topo.signalements = app.topic(f"{prefix}-signalements", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
+    from streams.topology import options_table
+
     json = {"schema": faust.Schema(key_serializer="json", value_serializer="json")}
     # One record per assuré and batch: the team hint and the signalement ids already routed
     # (dedup; a resend has the same id and, keyed by assuré, comes to the same partition).
     topo.assures = app.Table(
-        "assures", default=None, help="nir_pseudonyme -> team of the assuré's last case, signalement ids seen", **json
+        "assures", default=None, help="nir_pseudonyme -> team of the assuré's last case, signalement ids seen", **json,
+        options=options_table(),
     )
-    topo.charges = app.Table("charges", default=int, help="'team|caseworker' -> active cases", **json)
-    topo.dossiers = app.Table("dossiers", default=None, help="signalement_id -> its case in a team: caseworker or waiting", **json)
+    topo.charges = app.Table("charges", default=int, help="'team|caseworker' -> active cases", **json, options=options_table())
+    topo.dossiers = app.Table("dossiers", default=None, help="signalement_id -> its case in a team: caseworker or waiting", **json, options=options_table())
     topo.assures_equipe = app.Table(
-        "assures_equipe", default=None, help="'team|nir_pseudonyme' -> open case in that team, or where it moved", **json
+        "assures_equipe", default=None, help="'team|nir_pseudonyme' -> open case in that team, or where it moved", **json,
+        options=options_table(),
     )
-    topo.escalades = app.Table("escalades", default=int, help="team -> first-contact deadlines missed so far", **json)
-    topo.cycles = app.Table("cycles", default=None, help="signalement_id -> FHIR status, latest affectation, deadline", **json)
+    topo.escalades = app.Table("escalades", default=int, help="team -> first-contact deadlines missed so far", **json, options=options_table())
+    topo.cycles = app.Table("cycles", default=None, help="signalement_id -> FHIR status, latest affectation, deadline", **json, options=options_table())

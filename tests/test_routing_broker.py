@@ -56,7 +56,7 @@ def hub_routing(broker, cles, jetons, tmp_path: Path) -> Iterator[Callable[..., 
     """A hub whose worker reads a routing file of the test's own, from now on."""
     hubs: list[Hub] = []
 
-    def start(routing: Path, components: tuple[str, ...] = ("worker",)) -> Hub:
+    def start(routing: Path, components: tuple[str, ...] = ("worker",), store: str = "memory://") -> Hub:
         port = free_port()
         group = f"aiguillage-routing-{uuid.uuid4().hex[:8]}"
         asyncio.run(_skip_history(broker.bootstrap, group))
@@ -69,6 +69,8 @@ def hub_routing(broker, cles, jetons, tmp_path: Path) -> Iterator[Callable[..., 
             AIGUILLAGE_ROUTING_FILE=str(routing),
             AIGUILLAGE_ECHEANCES_INTERVALLE="2",  # the escalation test watches several scans
             AIGUILLAGE_TOKENS_FILE=str(jetons.path),
+            AIGUILLAGE_STORE=store,
+            AIGUILLAGE_DATA_DIR=str(tmp_path / "data"),  # the worker's RocksDB tables, kept across its restart
             **cles,
         )
         hub = Hub(env, tmp_path / f"log-{len(hubs)}")
@@ -149,7 +151,10 @@ def published_caseloads(bootstrap: str, prefixe: str) -> Counter:
     return Counter({k: int(v) for k, v in latest.items() if v})
 
 
-def test_caseloads_equal_a_recount_from_the_topics_across_a_worker_restart(hub_routing, broker, tmp_path):
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_caseloads_equal_a_recount_from_the_topics_across_a_worker_restart(hub_routing, broker, tmp_path, store):
+    """With tables in memory, the restarted worker rebuilds them from the changelogs; on disk
+    (RocksDB), it reopens them and reads the changelogs from where it stopped."""
     prefixe = f"t{uuid.uuid4().hex[:6]}-"
     routing = tmp_path / "routing.yaml"
     routing.write_text(config_3_equipes(capacite=40, prefixe=prefixe), encoding="utf-8")
@@ -166,7 +171,7 @@ def test_caseloads_equal_a_recount_from_the_topics_across_a_worker_restart(hub_r
                            recu_le=datetime.now(UTC)))
         return out
 
-    hub = hub_routing(routing)
+    hub = hub_routing(routing, store=store)
     first = batch(0, 1000)
     sids = {s.signalement_id for s in first}
     produce_signalements(broker.bootstrap, first)

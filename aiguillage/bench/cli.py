@@ -52,6 +52,7 @@ def summary(results: dict, memory_check: bool) -> dict:
 
 def render(console: Console, out: dict, meta: dict) -> None:
     table = Table(title=f"aiguillage bench: {meta['count']:,} signalements, latency at {meta['rate']}/s, "
+                  f"hub tables {meta['store']}, "
                   f"load average {meta['loadavg_before'][0]:.2f} → {meta['loadavg_after'][0]:.2f}")
     table.add_column("contender")
     for col in ("msgs/s", "p50 ms", "p99 ms", "peak RSS MB", "CPU µs/msg", "broker CPU µs/msg", "start + join s"):
@@ -83,6 +84,8 @@ def bench(
     only: Annotated[list[str] | None, typer.Option(help="Run only this contender (repeatable): limit, peer, hub.")] = None,
     memory_check: bool = typer.Option(False, "--memory-check",
                                       help="Drain at least 400,000 and compare the hub's RSS at 100,000 and 400,000."),
+    store: str = typer.Option(None, help="Where the hub keeps its tables: memory:// or rocksdb:// "
+                              "(on disk, flat memory); default: AIGUILLAGE_STORE, else memory://."),
     json_path: str = typer.Option(None, "--json", help="Also write the figures as JSON to this file ('-': stdout)."),
 ) -> None:
     """Measure the hub against the limit (a raw aiokafka copy loop) and a peer (a naive Faust copy agent):
@@ -99,14 +102,18 @@ def bench(
     if bad := [k for k in only if k not in KINDS]:
         err.print(f"[bold red]error:[/] unknown contender(s) {bad}; expected {list(KINDS)}")
         raise typer.Exit(2)
+    store = store or os.environ.get("AIGUILLAGE_STORE") or "memory://"
+    if store not in ("memory://", "rocksdb://"):
+        err.print(f"[bold red]error:[/] --store {store!r}: expected memory:// or rocksdb://")
+        raise typer.Exit(2)
     if memory_check:
         count = max(count, 400_000)
     log_dir = Path(tempfile.mkdtemp(prefix="aiguillage-bench-"))
     embedded = None if broker else EmbeddedBroker(log_file=log_dir / "tansu.log").start()
     bootstrap = embedded.bootstrap if embedded else ",".join(p.split("://", 1)[-1] for p in broker.split(","))
     broker_pid = embedded.process.pid if embedded and embedded.process else None
-    opts = Options(bootstrap, count, rate, duration, partitions, log_dir, broker_pid)
-    meta = {"count": count, "rate": rate, "duration": duration, "partitions": partitions,
+    opts = Options(bootstrap, count, rate, duration, partitions, log_dir, broker_pid, store)
+    meta = {"count": count, "rate": rate, "duration": duration, "partitions": partitions, "store": store,
             "broker": broker or "embedded", "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(),
             "logs": str(log_dir)}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,7 @@ class Options:
     partitions: int
     log_dir: Path
     broker_pid: int | None = None
+    store: str = "memory://"  # the hub's tables (AIGUILLAGE_STORE)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
@@ -207,13 +209,19 @@ def spawn(kind: str, opts: Options, prefix: str, group: str) -> subprocess.Popen
     root = str(Path(contenders.__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "AIGUILLAGE_DLQ_KEY": secrets.token_hex(32),
-           "AIGUILLAGE_PARTITIONS": str(opts.partitions)}
+           "AIGUILLAGE_PARTITIONS": str(opts.partitions), "AIGUILLAGE_DATA_DIR": str(data_dir(opts, kind)),
+           "AIGUILLAGE_STORE": opts.store}
     with open(opts.log_dir / f"{kind}.log", "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "aiguillage.bench.contenders", kind,
              "--bootstrap", opts.bootstrap, "--prefix", prefix, "--group", group],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         )
+
+
+def data_dir(opts: Options, kind: str) -> Path:
+    """The contender's own state (RocksDB tables with AIGUILLAGE_STORE=rocksdb://), removed after its run."""
+    return opts.log_dir / f"{kind}-data"
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -303,7 +311,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
 
         watcher.first_at = None
         watcher.on_count = on_count
-        done_at = await watcher.wait_for(base + n, timeout=120 + n / 300, alive=alive)
+        done_at = await watcher.wait_for(base + n, timeout=120 + n / 100, alive=alive)
         msgs_per_s = n / max(done_at - resumed, 1e-9)
         cpu = (cpu_seconds(proc.pid) - cpu0) / n * 1e6
         broker_cpu = (cpu_seconds(opts.broker_pid) - broker0) / n * 1e6 if opts.broker_pid else None
@@ -311,6 +319,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
     finally:
         await watcher.stop()
         await asyncio.to_thread(stop, proc)
+        shutil.rmtree(data_dir(opts, kind), ignore_errors=True)
     return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
                    cpu, broker_cpu, rss_at)
 
