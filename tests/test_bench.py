@@ -38,7 +38,7 @@ def test_bench_prints_figures_for_limit_peer_and_hub_and_writes_valid_json(broke
     assert re.search(r"hub / limit p99: \d+\.\d+", proc.stdout)
 
     figures = json.loads(out.read_text())
-    assert figures["count"] == 2000 and figures["rate"] == 500
+    assert figures["count"] == 2000 and figures["rate"] == 500 and figures["store"] == "memory://"
     for kind in KINDS:
         f = figures["results"][kind]
         assert f["count"] == 2000
@@ -57,3 +57,12 @@ def test_bench_refuses_an_unknown_contender():
     )
     assert proc.returncode == 2
     assert "unknown contender" in proc.stderr
+
+
+def test_bench_refuses_an_unknown_store():
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiguillage", "bench", "--only", "hub", "--store", "redis://"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--store 'redis://'" in proc.stderr and "rocksdb://" in proc.stderr
