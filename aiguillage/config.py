@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     store: Literal["memory://", "rocksdb://"] = Field(
         default="memory://",
         description="where the workers' tables live: memory:// (fast; rebuilt from the changelogs at start) "
-        "or rocksdb:// (on disk under data_dir/tables, so memory stays flat however many signalements "
-        "are open; one data_dir per worker)",
+        "or rocksdb:// (on disk under data_dir/tables: memory no longer grows with the open signalements, "
+        "only with the waiting files; one data_dir per worker)",
     )
     worker_id: str = "aiguillage"
     embedded_broker: bool = Field(

@@ -85,7 +85,7 @@ def bench(
     memory_check: bool = typer.Option(False, "--memory-check",
                                       help="Drain at least 400,000 and compare the hub's RSS at 100,000 and 400,000."),
     store: str = typer.Option(None, help="Where the hub keeps its tables: memory:// or rocksdb:// "
-                              "(on disk, flat memory); default: AIGUILLAGE_STORE, else memory://."),
+                              "(on disk: memory bounded by the waiting files); default: AIGUILLAGE_STORE, else memory://."),
     json_path: str = typer.Option(None, "--json", help="Also write the figures as JSON to this file ('-': stdout)."),
 ) -> None:
     """Measure the hub against the limit (a raw aiokafka copy loop) and a peer (a naive Faust copy agent):
