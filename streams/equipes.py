@@ -10,14 +10,15 @@ Consumes ``<app>-equipes`` (key: team id). Messages (JSON, :func:`streams.routag
 - ``reorienter``: free, then route again to another axe or team (sequence + 1);
 - ``escalade``: first-contact deadline missed: raise the priorité (sequence + 1).
 
-Caseloads are published on ``agregats`` (indicateur ``charge-assistant``) once per batch,
-with the table's writes (:meth:`Equipes.ecrire_charges`); so is each change of the count of
-missed first-contact deadlines per team (``escalades-premier-contact``).
+Caseloads are published on ``agregats`` (indicateur ``charge-assistant``) once per batch
+(:meth:`Equipes.publier_charges`): the latest value of each that changed. Each change of the
+count of missed first-contact deadlines per team (``escalades-premier-contact``) is published
+at once.
 A configuration that raises a capacity takes effect at the team's next placement or closure
 (state is only written while iterating this stream, never from the reload timer).
 
 Messages come in batches (:mod:`streams.lots`): state is written as each message is handled
-(the next one in the batch must see it; caseloads through the batch's overlay), and the batch's Affectations are acknowledged
+(the next one in the batch must see it), and the batch's Affectations are acknowledged
 before its offsets are. A crash may thus leave a case recorded whose Affectation never
 reached the broker; the redelivered message finds the case and sends its Affectation again.
 """
@@ -59,10 +60,10 @@ class Equipes:
         self._attente: dict[str, dict[str, prio.EnAttente]] = {}  # cache of the dossiers table
         self._locales: frozenset[int] | None = None  # our partitions of <app>-equipes, until a rebalance
         self._envois: list[Any] = []  # this batch's Affectations, acknowledged before its offsets
-        # This batch's caseloads, written and published once per batch (a batch placing 500
-        # signalements changed ~20 caseloads: 20 changelog records and 20 figures, not 500 of each).
-        self._charges: dict[str, tuple[int, faust.types.EventT | None]] = {}
-        self._event: faust.types.EventT | None = None
+        # Caseloads changed in this batch, published once at its end (a batch placing 500
+        # signalements changes ~20 caseloads: 20 figures, not 500). The table itself is written at
+        # once, with the case: a batch cut short must not leave a case without its caseload.
+        self._a_publier: dict[str, int] = {}
 
     # -- state helpers -------------------------------------------------------------------
 
@@ -80,24 +81,18 @@ class Equipes:
         return self._attente[equipe]
 
     def charge(self, equipe: str) -> Any:
-        return lambda assistant: self.charge_de(f"{equipe}|{assistant}")
-
-    def charge_de(self, cle: str) -> int:
-        return self._charges[cle][0] if cle in self._charges else self.topo.charges[cle]
+        return lambda assistant: self.topo.charges[f"{equipe}|{assistant}"]
 
     def changer_charge(self, equipe: str, assistant: str, delta: int) -> None:
         cle = f"{equipe}|{assistant}"
-        self._charges[cle] = (max(0, self.charge_de(cle) + delta), self._event)
+        n = max(0, self.topo.charges[cle] + delta)
+        self.topo.charges[cle] = n
+        self._a_publier[cle] = n
 
-    async def ecrire_charges(self) -> None:
-        """The batch's caseloads into the table (each under the partition of the team's message
-        that changed it last) and on ``agregats``."""
-        charges, self._charges = self._charges, {}
-        for cle, (n, event) in charges.items():
-            if event is not None:
-                lots.pour(event)
-            self.topo.charges[cle] = n
-        for cle, (n, _) in charges.items():
+    async def publier_charges(self) -> None:
+        """The caseloads changed since the last call, on ``agregats`` (latest value each)."""
+        while self._a_publier:
+            cle, n = self._a_publier.popitem()
             equipe, _, assistant = cle.partition("|")
             await self.publier("charge-assistant", {"assistant": assistant, "equipe": equipe}, n)
 
@@ -147,17 +142,15 @@ class Equipes:
         """Handle a batch, then wait for its Affectations' acks. Never raises."""
         for event in events:
             lots.pour(event)
-            self._event = event
             msg = event.message
             try:
                 await self.traiter(msg.key.decode(), json.loads(msg.value))
             except Exception:
                 log.exception("team agent failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-        self._event = None
         try:
-            await self.ecrire_charges()
+            await self.publier_charges()
         except Exception:
-            log.exception("team agent could not write this batch's caseloads")
+            log.exception("team agent could not publish this batch's caseloads (next batch will)")
         envois, self._envois = self._envois, []
         for erreur in await lots.acquittements(envois):
             if erreur is not None:

@@ -152,7 +152,7 @@ class Banc:
             if name == "equipes":
                 assert key is not None
                 await self.equipes.traiter(key.decode(), json.loads(value))
-                await self.equipes.ecrire_charges()  # a batch of one
+                await self.equipes.publier_charges()  # a batch of one
             elif name == "affectations":
                 data = self.codec.decode("Affectation", value)
                 self.affectations.append(Affectation.model_validate(data))
