@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Store = Literal["memory://", "rocksdb://"]  # where a worker's tables live
+STORES: tuple[str, ...] = get_args(Store)
 
 
 class MissingSecret(RuntimeError):
@@ -36,7 +39,7 @@ class Settings(BaseSettings):
         default=None, description="partner-token file (hashed bearer tokens); unset = data_dir/tokens.json"
     )
     data_dir: Path = Path("var")
-    store: Literal["memory://", "rocksdb://"] = Field(
+    store: Store = Field(
         default="memory://",
         description="where the workers' tables live: memory:// (fast; rebuilt from the changelogs at start) "
         "or rocksdb:// (on disk under data_dir/tables: memory no longer grows with the open signalements, "

@@ -79,7 +79,7 @@ class Cycle:
     async def traiter_lot(self, events: list[faust.types.EventT], aussi: Observateur | None = None) -> None:
         """A batch: each record decoded once, then the life cycle, then ``aussi`` (the aggregates'
         first stage, which reads the same topics: one pass instead of two). Never raises."""
-        self.etats.ecrits.clear()  # a batch cut short (cancelled) left writes of records to be redelivered
+        self.etats.oublier()
         for event in events:
             lots.pour(event)
             msg = event.message

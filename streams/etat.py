@@ -61,18 +61,16 @@ def declarer(topo: Topology) -> None:
     topo.signalements = app.topic(f"{prefix}-signalements", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
     from streams.topology import options_table
 
-    json = {"schema": faust.Schema(key_serializer="json", value_serializer="json")}
+    def table(name: str, default: object, aide: str) -> faust.Table:
+        """JSON keys and values; the store's options (RocksDB's memory bounds) for each."""
+        return app.Table(name, default=default, help=aide, options=options_table(),
+                         schema=faust.Schema(key_serializer="json", value_serializer="json"))
+
     # One record per assuré and batch: the team hint and the signalement ids already routed
     # (dedup; a resend has the same id and, keyed by assuré, comes to the same partition).
-    topo.assures = app.Table(
-        "assures", default=None, help="nir_pseudonyme -> team of the assuré's last case, signalement ids seen", **json,
-        options=options_table(),
-    )
-    topo.charges = app.Table("charges", default=int, help="'team|caseworker' -> active cases", **json, options=options_table())
-    topo.dossiers = app.Table("dossiers", default=None, help="signalement_id -> its case in a team: caseworker or waiting", **json, options=options_table())
-    topo.assures_equipe = app.Table(
-        "assures_equipe", default=None, help="'team|nir_pseudonyme' -> open case in that team, or where it moved", **json,
-        options=options_table(),
-    )
-    topo.escalades = app.Table("escalades", default=int, help="team -> first-contact deadlines missed so far", **json, options=options_table())
-    topo.cycles = app.Table("cycles", default=None, help="signalement_id -> FHIR status, latest affectation, deadline", **json, options=options_table())
+    topo.assures = table("assures", None, "nir_pseudonyme -> team of the assuré's last case, signalement ids seen")
+    topo.charges = table("charges", int, "'team|caseworker' -> active cases")
+    topo.dossiers = table("dossiers", None, "signalement_id -> its case in a team: caseworker or waiting")
+    topo.assures_equipe = table("assures_equipe", None, "'team|nir_pseudonyme' -> open case in that team, or where it moved")
+    topo.escalades = table("escalades", int, "team -> first-contact deadlines missed so far")
+    topo.cycles = table("cycles", None, "signalement_id -> FHIR status, latest affectation, deadline")

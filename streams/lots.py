@@ -57,6 +57,10 @@ class Tampon:
         ref = _current_event.get(None)
         self.ecrits[cle] = (valeur, ref() if ref is not None else None)
 
+    def oublier(self) -> None:
+        """Drop what a batch cut short (cancelled) left: its records are redelivered."""
+        self.ecrits.clear()
+
     def ecrire(self) -> None:
         """Into the table, each under its own event's partition."""
         ecrits, self.ecrits = self.ecrits, {}

@@ -96,6 +96,7 @@ def bench(
     """
     from aiguillage.bench.run import BenchError, Options, run
     from aiguillage.broker import EmbeddedBroker
+    from aiguillage.config import STORES
 
     err = Console(stderr=True)
     only = only or list(KINDS)
@@ -103,8 +104,8 @@ def bench(
         err.print(f"[bold red]error:[/] unknown contender(s) {bad}; expected {list(KINDS)}")
         raise typer.Exit(2)
     store = store or os.environ.get("AIGUILLAGE_STORE") or "memory://"
-    if store not in ("memory://", "rocksdb://"):
-        err.print(f"[bold red]error:[/] --store {store!r}: expected memory:// or rocksdb://")
+    if store not in STORES:
+        err.print(f"[bold red]error:[/] --store {store!r}: expected {' or '.join(STORES)}")
         raise typer.Exit(2)
     if memory_check:
         count = max(count, 400_000)
