@@ -114,17 +114,19 @@ class Agregation:
         self.partiels_pour = assignees
         log.info("aggregates rebuilt for partitions %s: %d figures", sorted(assignees), len(self.partiels))
 
-    async def publier_partiels(self) -> None:
+    async def publier_partiels(self, etaler: float = 0.0) -> None:
         if not self._pret():
             return
         assignees = self._assignees(topics.AFFECTATIONS)
         if assignees != self.partiels_pour:
             self.reconstruire_partiels(assignees)
         sales, self.partiels_sales = self.partiels_sales, set()
+        rythme = lots.Etalement(len(sales), etaler)
         try:
-            for p, c in sales:
+            for p, c in sales:  # the agents run during the pauses: values are read at send time
                 body = json.dumps({"p": p, "v": self.partiels.get((p, c), 0)}).encode()
                 await self.partiels_topic.send(key=c.encode(), value=body)
+                await rythme.apres_envoi()
         except Exception:
             self.partiels_sales |= sales  # try again on the next tick
             raise
@@ -141,7 +143,7 @@ class Agregation:
         self.totaux[c] = {"p": msg.partition, "v": parts}
         self.totaux_sales.add(c)
 
-    async def publier_agregats(self) -> None:
+    async def publier_agregats(self, etaler: float = 0.0) -> None:
         if not self._pret():
             return
         assignees = self._assignees(self.nom_partiels)
@@ -152,6 +154,7 @@ class Agregation:
             self.totaux_pour = assignees
         sales, self.totaux_sales = self.totaux_sales, set()
         maintenant = datetime.now(UTC)
+        rythme = lots.Etalement(len(sales), etaler)
         try:
             for c in sales:
                 entree = self.totaux.get(c)
@@ -164,6 +167,7 @@ class Agregation:
                         continue
                     await self.agregats_topic.send(key=rec["cle"].encode(), value=self.codec.encode("Agregat", rec))
                     self.publies[rec["cle"]] = etat
+                await rythme.apres_envoi()
         except Exception:
             self.totaux_sales |= sales
             raise
@@ -187,8 +191,9 @@ def install(app: faust.App, codec: AvroCodec, cycles: Any, seuil: int = publicat
     @app.timer(interval=intervalle, name="agregats-publier")
     async def publier() -> None:
         try:
-            await ag.publier_partiels()
-            await ag.publier_agregats()
+            # Each stage's burst spread over a third of the interval: the tick ends before the next.
+            await ag.publier_partiels(etaler=intervalle / 3)
+            await ag.publier_agregats(etaler=intervalle / 3)
         except Exception:
             log.exception("aggregates: publishing failed; retrying")
 
