@@ -126,7 +126,11 @@ class Agregation:
             for p, c in sales:  # the agents run during the pauses: values are read at send time
                 body = json.dumps({"p": p, "v": self.partiels.get((p, c), 0)}).encode()
                 await self.partiels_topic.send(key=c.encode(), value=body)
-                await rythme.apres_envoi()
+                if not await rythme.apres_envoi(self._pret):
+                    # A rebalance began during a pause: stop, or a partition's new owner could get
+                    # this worker's older value after its own. Its rebuild, or the next tick, sends them.
+                    self.partiels_sales |= sales
+                    return
         except Exception:
             self.partiels_sales |= sales  # try again on the next tick
             raise
@@ -167,7 +171,9 @@ class Agregation:
                         continue
                     await self.agregats_topic.send(key=rec["cle"].encode(), value=self.codec.encode("Agregat", rec))
                     self.publies[rec["cle"]] = etat
-                await rythme.apres_envoi()
+                if not await rythme.apres_envoi(self._pret):  # a rebalance: as in publier_partiels
+                    self.totaux_sales |= sales
+                    return
         except Exception:
             self.totaux_sales |= sales
             raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
@@ -36,10 +36,13 @@ class Etalement:
         self.pause = duree / paquets if paquets > 1 else 0.0
         self.n = 0
 
-    async def apres_envoi(self) -> None:
+    async def apres_envoi(self, continuer: Callable[[], bool] = lambda: True) -> bool:
+        """Pause after each packet; False if ``continuer`` says to stop (read after a pause)."""
         self.n += 1
         if self.n % PAQUET == 0:
             await asyncio.sleep(self.pause)
+            return continuer()
+        return True
 
 
 def pour(event: faust.types.EventT) -> None:

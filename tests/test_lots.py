@@ -39,3 +39,22 @@ def test_a_partial_last_packet_counts(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_one_packet_or_no_duration_never_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _pauses(lots.PAQUET, 5.0, monkeypatch) == [0.0]
     assert _pauses(3 * lots.PAQUET, 0.0, monkeypatch) == [0.0, 0.0, 0.0]
+
+
+def test_a_burst_stops_when_asked_after_a_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def sleep(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(lots.asyncio, "sleep", sleep)
+    envoyes = 0
+
+    async def envoyer() -> None:
+        nonlocal envoyes
+        rythme = lots.Etalement(5 * lots.PAQUET, 1.0)
+        for _ in range(5 * lots.PAQUET):
+            envoyes += 1
+            if not await rythme.apres_envoi(lambda: envoyes < 2 * lots.PAQUET):
+                return
+
+    asyncio.run(envoyer())
+    assert envoyes == 2 * lots.PAQUET  # asked only after a pause: whole packets are sent
