@@ -47,17 +47,26 @@ def _en_octets(serializer: Any, defaut: Any) -> bool:
 
 
 def en_direct(topic: Topic, key: Any, value: Any) -> bool:
-    """Faust would hand this record to the producer unchanged: one topic, raw bytes, a plain schema,
-    no publish-on-commit. (The producer's state is checked apart: it changes at run time.)"""
-    app, sch = topic.app, topic.schema
-    return (
-        isinstance(value, bytes) and (key is None or isinstance(key, bytes))
-        and type(sch) is Schema and sch.key_type is None and sch.value_type is None
-        and len(topic.topics) == 1
-        and _en_octets(topic.key_serializer, app.conf.key_serializer)
-        and _en_octets(topic.value_serializer, app.conf.value_serializer)
-        and not app._attachments.enabled
-    )
+    """Faust would hand this record to the producer unchanged: raw bytes to a topic whose
+    declaration passes them through. (The producer's state is checked apart: it changes at run time.)"""
+    return isinstance(value, bytes) and (key is None or isinstance(key, bytes)) and _declaration_directe(topic)
+
+
+def _declaration_directe(topic: Topic) -> bool:
+    """One topic, a plain schema, raw serializers, no publish-on-commit: fixed once the topic is
+    declared, so read once per topic, not per record."""
+    direct = topic.__dict__.get("_aiguillage_direct")
+    if direct is None:
+        app, sch = topic.app, topic.schema
+        direct = (
+            type(sch) is Schema and sch.key_type is None and sch.value_type is None
+            and len(topic.topics) == 1
+            and _en_octets(topic.key_serializer, app.conf.key_serializer)
+            and _en_octets(topic.value_serializer, app.conf.value_serializer)
+            and not app._attachments.enabled
+        )
+        topic.__dict__["_aiguillage_direct"] = direct
+    return direct
 
 
 async def _send_direct(self: Topic, *, key: Any = None, value: Any = None, partition: Any = None,

@@ -12,7 +12,7 @@ from faust.topics import Topic
 
 from aiguillage.codec import AvroCodec
 from aiguillage.config import Settings
-from streams import agregats, raccourcis_faust
+from streams import agregats
 from streams.raccourcis_faust import en_direct
 from streams.topology import Topology, make_app
 
@@ -36,7 +36,6 @@ def test_every_topic_the_hub_writes_takes_the_direct_path(topo: Topology) -> Non
 
 
 def test_what_faust_would_transform_keeps_faust_path(topo: Topology) -> None:
-    raccourcis_faust.installer()
     app = topo.app
     json_topic = app.topic("essai-json", value_serializer="json")
     modele = app.topic("essai-modele", value_type=dict)
