@@ -7,9 +7,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from aiguillage.codec import AvroCodec
 from aiguillage.security import kafka_client_kwargs
+
+
+def partition_de(cle: bytes, n: int) -> int:
+    """The partition Kafka's default partitioner gives ``cle`` among ``n`` (murmur2, as aiokafka
+    and the Java client do): where a record with that key goes, and so its table entry."""
+    return (murmur2(cle) & 0x7FFFFFFF) % n
 
 
 class BrokerIndisponible(RuntimeError):

@@ -31,10 +31,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
 
 from aiguillage.codec import AvroCodec
 from aiguillage.domain import Affectation, Axe
+from aiguillage.kafka import partition_de
 from aiguillage.routing import priorite as prio
 from aiguillage.routing.affectation import (
     Placement,
@@ -239,7 +239,7 @@ class Equipes:
             nom = topic.get_topic_name()
             self._locales = frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == nom)
         n = app.conf.topic_partitions
-        return (murmur2(equipe.encode()) & 0x7FFFFFFF) % n in self._locales
+        return partition_de(equipe.encode(), n) in self._locales
 
     async def _attendre(self, equipe: str, m: dict[str, Any]) -> None:
         aff = Affectation.model_validate(m["aff"])

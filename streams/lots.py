@@ -36,10 +36,11 @@ class Etalement:
         self.pause = duree / paquets if paquets > 1 else 0.0
         self.n = 0
 
-    async def apres_envoi(self, continuer: Callable[[], bool] = lambda: True) -> bool:
-        """Pause after each packet; False if ``continuer`` says to stop (read after a pause)."""
-        self.n += 1
-        if self.n % PAQUET == 0:
+    async def apres_envoi(self, continuer: Callable[[], bool] = lambda: True, poids: int = 1) -> bool:
+        """Pause after each packet (``poids``: what this send counts, a packet of values counts
+        them all); False if ``continuer`` says to stop (read after a pause)."""
+        avant, self.n = self.n // PAQUET, self.n + poids
+        if self.n // PAQUET > avant:
             await asyncio.sleep(self.pause)
             return continuer()
         return True

@@ -14,7 +14,7 @@ requests).
 ``PendingMessage`` and a ``FutureMessage``), the sensors and ``publish_message`` before it
 reaches the producer: a py-spy profile of the hub (20,000 signalements) put 15 % of the
 worker's samples in that wrapping, around 4 % in aiokafka's own ``send``. When nothing of
-it applies (raw bytes, no partition, headers, schema or callback, no publish-on-commit, a
+it applies (raw bytes, no headers, schema or callback, no publish-on-commit, a
 started producer outside a transaction), the second fast path hands the record to the
 producer directly; it returns the same future (aiokafka's), so callers await it as before.
 Faust's sensors do not see these sends (this hub reads no Faust monitor).
@@ -75,11 +75,11 @@ async def _send_direct(self: Topic, *, key: Any = None, value: Any = None, parti
     app = self.app
     producer = app.producer
     if (
-        partition is None and timestamp is None and headers is None and schema is None and callback is None
+        (partition is None or type(partition) is int) and timestamp is None and headers is None and schema is None and callback is None
         and key_serializer is None and value_serializer is None
         and producer.started and not app.in_transaction and en_direct(self, key, value)
     ):
-        return await producer.send(self.topics[0], key, value, partition=None, timestamp=None, headers=None)
+        return await producer.send(self.topics[0], key, value, partition=partition, timestamp=None, headers=None)
     return await _send(self, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers,
                        schema=schema, key_serializer=key_serializer, value_serializer=value_serializer,
                        callback=callback, force=force)

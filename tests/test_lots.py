@@ -58,3 +58,21 @@ def test_a_burst_stops_when_asked_after_a_pause(monkeypatch: pytest.MonkeyPatch)
 
     asyncio.run(envoyer())
     assert envoyes == 2 * lots.PAQUET  # asked only after a pause: whole packets are sent
+
+
+def test_a_send_can_count_for_several_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    vues: list[float] = []
+
+    async def sleep(d: float) -> None:
+        vues.append(d)
+
+    monkeypatch.setattr(lots.asyncio, "sleep", sleep)
+
+    async def envoyer() -> None:
+        rythme = lots.Etalement(3 * lots.PAQUET, 3.0)
+        # Packets of values: 60 + 60 crosses one PAQUET, 120 more cross the second, 60 the third.
+        for poids in (60, 60, 120, 60):
+            await rythme.apres_envoi(poids=poids)
+
+    asyncio.run(envoyer())
+    assert vues == [1.0, 1.0, 1.0]
