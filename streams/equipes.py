@@ -45,6 +45,7 @@ from aiguillage.routing.affectation import (
 )
 from aiguillage.routing.rechargement import ConfigCourante
 from streams import lots
+from streams.attente import FilesAttente, FilesEnMemoire
 from streams.routage import demande
 from streams.topology import Topology
 
@@ -53,11 +54,13 @@ MAX_SAUTS = 4
 
 
 class Equipes:
-    def __init__(self, topo: Topology, codec: AvroCodec, config: ConfigCourante) -> None:
+    def __init__(self, topo: Topology, codec: AvroCodec, config: ConfigCourante,
+                 files: FilesAttente | None = None) -> None:
         self.topo = topo
         self.codec = codec
         self.config = config
-        self._attente: dict[str, dict[str, prio.EnAttente]] = {}  # cache of the dossiers table
+        self._files = files if files is not None else FilesEnMemoire()  # the waiting files: a cache of dossiers
+        self._files_a_jour = False  # built from the dossiers table once after each rebalance
         self._locales: frozenset[int] | None = None  # our partitions of <app>-equipes, until a rebalance
         self._envois: list[Any] = []  # this batch's Affectations, acknowledged before its offsets
         # Caseloads changed in this batch, published once at its end (a batch placing 500
@@ -68,17 +71,18 @@ class Equipes:
     # -- state helpers -------------------------------------------------------------------
 
     def oublier_cache(self, *_: Any, **__: Any) -> None:
-        self._attente.clear()
+        self._files_a_jour = False
         self._locales = None
 
-    def attente(self, equipe: str) -> dict[str, prio.EnAttente]:
-        if equipe not in self._attente:
-            self._attente[equipe] = {
-                sid: prio.EnAttente(sid, d["priorite"], datetime.fromisoformat(d["recu_le"]))
-                for sid, d in self.topo.dossiers.items()
-                if d and d["equipe"] == equipe and d["assistant"] is None and not d["special"] and not d["lie_a"]
-            }
-        return self._attente[equipe]
+    def files(self) -> FilesAttente:
+        """The waiting files of this worker's teams (rebuilt, in one pass over the dossiers, after a rebalance)."""
+        if not self._files_a_jour:
+            self._files.effacer()
+            for sid, d in self.topo.dossiers.items():
+                if d and d["assistant"] is None and not d["special"] and not d["lie_a"]:
+                    self._files.ajouter(d["equipe"], prio.EnAttente(sid, d["priorite"], datetime.fromisoformat(d["recu_le"])))
+            self._files_a_jour = True
+        return self._files
 
     def charge(self, equipe: str) -> Any:
         return lambda assistant: self.topo.charges[f"{equipe}|{assistant}"]
@@ -127,11 +131,10 @@ class Equipes:
             "recu_le": aff.recu_le.isoformat(), "sequence": aff.sequence, "file": aff.file, "special": special,
             "lie_a": lie_a, "base": base, "aff": aff.model_dump(mode="json"), "reorientation": reorientation,
         }
-        waiting = self.attente(aff.equipe)
         if aff.assistant is None and not special and not lie_a:
-            waiting[aff.signalement_id] = prio.EnAttente(aff.signalement_id, aff.priorite, aff.recu_le)
+            self.files().ajouter(aff.equipe, prio.EnAttente(aff.signalement_id, aff.priorite, aff.recu_le))
         else:
-            waiting.pop(aff.signalement_id, None)
+            self.files().retirer(aff.equipe, aff.signalement_id)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -267,7 +270,7 @@ class Equipes:
             log.warning("suivi for a signalement that team %s does not hold", equipe)
             return None
         del self.topo.dossiers[sid]
-        self.attente(equipe).pop(sid, None)
+        self.files().retirer(equipe, sid)
         if d["assistant"] and not d["lie_a"]:
             self.changer_charge(equipe, d["assistant"], -1)
         nir = d["aff"]["nir_pseudonyme"]
@@ -280,13 +283,15 @@ class Equipes:
         """Give waiting work, most urgent (with ageing) then oldest first, to caseworkers with room."""
         m = self.config.moteur
         eq = m.equipes.get(equipe)
-        waiting = self.attente(equipe)
-        if eq is None or not waiting:
+        if eq is None:
             return
         maintenant = datetime.now(UTC)
         bloques: set[str] = set()
-        for item in prio.ordonner(list(waiting.values()), maintenant, m.config.vieillissement.jours_par_niveau):
+        for item in self.files().en_ordre(equipe, maintenant, m.config.vieillissement.jours_par_niveau):
             d = self.topo.dossiers.get(item.signalement_id)
+            if not d:  # the index is a cache: never place what the table no longer holds
+                self._files.retirer(equipe, item.signalement_id)
+                continue
             axe = Axe(d["axe"])
             if axe.value in bloques:
                 continue

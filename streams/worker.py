@@ -11,6 +11,7 @@ from aiguillage.config import Settings
 from aiguillage.routing.rechargement import ConfigCourante
 from aiguillage.schema_registry import make_codec
 from streams import agregats, correctifs_faust, cycle, equipes, raccourcis_faust, routage
+from streams.attente import FilesSurDisque
 from streams.topology import Topology, make_app
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ def build(settings: Settings) -> faust.App:
     config = ConfigCourante(settings.routing_file)
     routeur = routage.Routeur(topo, codec, settings.require_dlq_key(), config)
     routage.install(topo, routeur)
-    equipes.install(topo, equipes.Equipes(topo, codec, config))
+    # Tables on disk: the waiting files too, so that memory does not grow with the open work.
+    files = FilesSurDisque(settings.data_dir / "attente") if settings.store != "memory://" else None
+    equipes.install(topo, equipes.Equipes(topo, codec, config, files))
     ag = agregats.install(app, codec, topo.cycles, settings.seuil_confidentialite, settings.agregats_intervalle)
     # The figures' first stage reads the life-cycle agent's topics: it runs in that agent's pass.
     cycle.install(topo, cycle.Cycle(topo, codec, config, routeur), settings.echeances_intervalle, aussi=ag.appliquer)
