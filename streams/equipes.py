@@ -141,15 +141,27 @@ class Equipes:
     async def traiter(self, equipe: str, m: dict[str, Any]) -> None:
         await getattr(self, f"_{m['kind']}")(equipe, m)
 
+    async def traiter_record(self, cle: bytes, valeur: bytes, ou: str = "") -> None:
+        """One record of ``<app>-equipes``: a message keyed by its team, or routing's packet of
+        messages to the teams of this partition (:func:`streams.routage.lot_de_demandes`).
+        A message that fails is logged and the others go on."""
+        m = json.loads(valeur)
+        for equipe, message in m["lot"] if "lot" in m else [(cle.decode(), m)]:
+            try:
+                await self.traiter(equipe, message)
+            except Exception:
+                log.exception("team agent failed on a message to %s (%s)", equipe, ou)
+
     async def traiter_lot(self, events: list[faust.types.EventT]) -> None:
         """Handle a batch, then wait for its Affectations' acks. Never raises."""
         for event in events:
             lots.pour(event)
             msg = event.message
+            ou = f"{msg.topic}[{msg.partition}]@{msg.offset}"
             try:
-                await self.traiter(msg.key.decode(), json.loads(msg.value))
+                await self.traiter_record(msg.key, msg.value, ou)
             except Exception:
-                log.exception("team agent failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+                log.exception("team agent failed on %s", ou)
         try:
             await self.publier_charges()
         except Exception:

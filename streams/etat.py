@@ -7,8 +7,8 @@ Routing needs state under three different keys, hence three agents::
     signalements.entrants.*  (key: nir_pseudonyme)
         └─ agent ``routage`` (streams/routage.py): validate, dedup, triage, territory.
            table: assures[nir_pseudonyme] (team of the last case, ids seen: the dedup)
-           -> <app>-equipes, keyed by team            (or ``affectations`` directly for
-                                                        a signalement that has no team)
+           -> <app>-equipes, to the team's partition  (or ``affectations`` directly for
+              (a packet per partition and batch)         a signalement that has no team)
     <app>-equipes  (key: team id; internal)
         └─ agent ``equipes`` (streams/equipes.py): caseloads, waiting files, cases.
            tables: charges["team|caseworker"], dossiers[signalement_id],

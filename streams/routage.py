@@ -38,6 +38,11 @@ def demande(kind: str, **fields: Any) -> bytes:
     return json.dumps({"kind": kind, **fields}, default=str).encode()
 
 
+def lot_de_demandes(messages: list[tuple[str, dict[str, Any]]]) -> bytes:
+    """Messages to several teams of one partition, as one record: ``{"lot": [[team, message], ...]}``."""
+    return json.dumps({"lot": messages}, default=str).encode()
+
+
 class Routeur:
     def __init__(self, topo: Topology, codec: AvroCodec, dlq_key: bytes, config: ConfigCourante) -> None:
         self.topo = topo
@@ -46,6 +51,8 @@ class Routeur:
         self.config = config
         # This batch's team hints, by assuré: written with the batch's marks (one record each).
         self._indices: dict[str, tuple[faust.types.EventT | None, str]] = {}
+        # This batch's messages to the teams, one record per partition (sent before the acks are awaited).
+        self._vers_equipes = lots.Paquets(topo.app.conf.topic_partitions)
 
     def decoder(self, value: bytes | None) -> Signalement | Rejet:
         try:
@@ -59,7 +66,7 @@ class Routeur:
 
     async def traiter_lot(self, events: list[faust.types.EventT]) -> None:
         """Route a batch. Never raises: whatever fails is dead-lettered."""
-        envois: list[tuple[faust.types.EventT, Signalement, Awaitable[Any]]] = []
+        envois: list[tuple[faust.types.EventT, Signalement, Awaitable[Any] | lots.Paquet]] = []
         dans_le_lot: set[str] = set()
         for event in events:
             lots.pour(event)
@@ -70,10 +77,11 @@ class Routeur:
                 continue
             if envoi is not None:
                 envois.append(envoi)
+        await self.envoyer_aux_equipes()
         # Mark them seen only once what routing sent is acknowledged: the mark (changelog) and
         # the output go to different partitions and may be delivered in either order, and a
         # crash between the two would leave a signalement marked seen that was never routed.
-        erreurs = await lots.acquittements([fut for _, _, fut in envois])
+        erreurs = await lots.acquittements([_ack(fut) for _, _, fut in envois])
         vus: dict[str, list[str]] = {}  # assuré -> signalement ids routed in this batch
         ou: dict[str, faust.types.EventT] = {}  # assuré -> an event of theirs, to log the record under
         for (event, s, _), erreur in zip(envois, erreurs, strict=True):
@@ -93,6 +101,14 @@ class Routeur:
                 self.retenir(nir, indices.get(nir, (None, None))[1], vus.get(nir, []))
             except Exception as exc:  # noqa: BLE001 - as above
                 await self.echec(event, exc)
+
+    async def envoyer_aux_equipes(self) -> None:
+        """The batch's packets of team messages. Never raises: a packet not sent has no ack,
+        so its signalements are dead-lettered by :meth:`traiter_lot`."""
+        try:
+            await self._vers_equipes.envoyer(self.topo.equipes, lot_de_demandes)
+        except Exception:  # noqa: BLE001
+            log.exception("routing could not send this batch's messages to the teams")
 
     def retenir(self, nir: str, equipe: str | None, vus: list[str]) -> None:
         avant = self.topo.assures.get(nir) or {}
@@ -119,8 +135,9 @@ class Routeur:
         dans_le_lot.add(s.signalement_id)
         return event, s, await self.router(s, event)
 
-    async def router(self, s: Signalement, event: faust.types.EventT | None = None) -> Awaitable[Any]:
-        """Send the routing decision on; the broker's ack to await before marking it done."""
+    async def router(self, s: Signalement, event: faust.types.EventT | None = None) -> Awaitable[Any] | lots.Paquet:
+        """Send the routing decision on: the broker's ack to await before marking it done, or the
+        packet of team messages it joined (sent at the end of the batch: :meth:`traiter_lot`)."""
         o = orienter(self.config.moteur, s, datetime.now(UTC))
         aff = o.affectation
         if aff.equipe is None:
@@ -129,10 +146,10 @@ class Routeur:
         # Référent unique: go first to the team of the assuré's last case, which may hold it open.
         nir = s.nir_pseudonyme
         dernier = (self.topo.assures.get(nir) or {}).get("equipe") or self._indices.get(nir, (None, None))[1]
-        envoi = await self.topo.equipes.send(
-            key=(dernier or aff.equipe).encode(),
-            value=demande("nouveau", aff=aff.model_dump(mode="json"), placer=o.a_placer, territoire=aff.equipe),
-        )
+        equipe = dernier or aff.equipe
+        envoi = self._vers_equipes.ajouter(equipe.encode(), [equipe, {
+            "kind": "nouveau", "aff": aff.model_dump(mode="json"), "placer": o.a_placer, "territoire": aff.equipe,
+        }])
         if not dernier:  # a hint only, kept for the rest of the batch and written with the marks
             self._indices[nir] = (event, aff.equipe)
         return envoi
@@ -160,6 +177,16 @@ class Routeur:
         )
         log.warning("rejected %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, rejet.reason)
         await self.topo.rejetes.send(key=msg.key, value=self.codec.encode("DeadLetter", dl))
+
+
+def _ack(envoi: Awaitable[Any] | lots.Paquet) -> Awaitable[Any]:
+    if isinstance(envoi, lots.Paquet):
+        return envoi.envoi if envoi.envoi is not None else _jamais_envoye()
+    return envoi
+
+
+async def _jamais_envoye() -> None:
+    raise RuntimeError("its packet of team messages was not sent")
 
 
 def install(topo: Topology, routeur: Routeur) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from aiguillage.codec import AvroCodec
@@ -72,7 +73,7 @@ class FakeTopic:
         self.name = name
         self.sent = sent
 
-    async def send(self, key: bytes | None = None, value: bytes = b"") -> asyncio.Future:
+    async def send(self, key: bytes | None = None, value: bytes = b"", partition: int | None = None) -> asyncio.Future:
         """Like Faust's Topic.send: returns the future of the broker's ack (here, already acked)."""
         self.sent.append((self.name, key, value))
         ack: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -95,6 +96,7 @@ class FakeTopo:
         self.assures_equipe: dict[str, Any] = {}
         self.assures: dict[str, Any] = {}
         self.cycles: dict[str, Any] = {}
+        self.app = SimpleNamespace(conf=SimpleNamespace(topic_partitions=4))
 
 
 class Banc:
@@ -122,6 +124,7 @@ class Banc:
 
     async def _signalement(self, s: Any) -> None:
         await self.routeur.router(s)
+        await self.routeur.envoyer_aux_equipes()  # a batch of one
         await self._deliver([])
 
     def echeances(self) -> int:
@@ -151,7 +154,7 @@ class Banc:
             name, key, value = pending.pop(0)
             if name == "equipes":
                 assert key is not None
-                await self.equipes.traiter(key.decode(), json.loads(value))
+                await self.equipes.traiter_record(key, value)
                 await self.equipes.publier_charges()  # a batch of one
             elif name == "affectations":
                 data = self.codec.decode("Affectation", value)

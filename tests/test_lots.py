@@ -76,3 +76,28 @@ def test_a_send_can_count_for_several_records(monkeypatch: pytest.MonkeyPatch) -
 
     asyncio.run(envoyer())
     assert vues == [1.0, 1.0, 1.0]
+
+
+def test_a_batch_s_messages_go_in_packets_to_their_key_s_partition_in_order() -> None:
+    from aiguillage.kafka import partition_de
+
+    envoyes: list[tuple[bytes, list[str], int]] = []
+
+    class Topic:
+        async def send(self, key: bytes, value: bytes, partition: int) -> str:
+            envoyes.append((key, value.decode().split(","), partition))
+            return f"ack-{len(envoyes)}"
+
+    paquets = lots.Paquets(4)
+    cles = [f"eq-{i % 7}".encode() for i in range(3 * lots.PAQUET)]
+    rendus = [paquets.ajouter(c, f"m{i}") for i, c in enumerate(cles)]
+    asyncio.run(paquets.envoyer(Topic(), lambda ms: ",".join(ms).encode()))
+
+    assert sorted(m for _, ms, _ in envoyes for m in ms) == sorted(f"m{i}" for i in range(len(cles)))
+    for _, ms, p in envoyes:
+        assert len(ms) <= lots.PAQUET
+        assert all(partition_de(cles[int(m[1:])], 4) == p for m in ms)
+        assert [int(m[1:]) for m in ms] == sorted(int(m[1:]) for m in ms)  # a partition's messages keep their order
+    # Each message's packet knows its ack once sent; the next batch starts with no packet.
+    assert all(r.envoi is not None and r.envoi.startswith("ack-") for r in rendus)
+    assert not paquets.ouverts and not paquets.pleins
