@@ -36,6 +36,8 @@ def test_bench_prints_figures_for_limit_peer_and_hub_and_writes_valid_json(broke
     assert re.search(r"hub / limit throughput: \d+\.\d+", proc.stdout)
     assert re.search(r"hub / peer throughput: \d+\.\d+", proc.stdout)
     assert re.search(r"hub / limit p99: \d+\.\d+", proc.stdout)
+    assert re.search(r"hub latency by stage, p50 / p99 ms: to the routing decision \d+ / \d+; "
+                     r"to the Affectation sent \d+ / \d+; to the bench's read \d+ / \d+", proc.stdout)
 
     figures = json.loads(out.read_text())
     assert figures["count"] == 2000 and figures["rate"] == 500 and figures["store"] == "memory://"
@@ -45,6 +47,12 @@ def test_bench_prints_figures_for_limit_peer_and_hub_and_writes_valid_json(broke
         for key in ("msgs_per_s", "p50_ms", "p99_ms", "peak_rss_mb", "ready_s", "cpu_us_per_msg"):
             assert isinstance(f[key], float) and math.isfinite(f[key]) and f[key] > 0, (kind, key, f[key])
         assert f["p50_ms"] <= f["p99_ms"]
+    # Where the hub's latency goes: three stages whose p50s add up to about its end-to-end p50
+    # (each stage's own p50, so not exactly; and a clock read apart from the end-to-end one).
+    stages = figures["results"]["hub"]["stages_ms"]
+    assert len(stages) == 3 and all(0 <= p50 <= p99 for p50, p99 in stages.values()), stages
+    assert sum(p50 for p50, _ in stages.values()) <= 2 * figures["results"]["hub"]["p50_ms"] + 5
+    assert figures["results"]["limit"]["stages_ms"] == {} == figures["results"]["peer"]["stages_ms"]
     assert set(figures["ratios"]) == {"hub_limit_throughput", "hub_peer_throughput", "hub_limit_p99"}
     assert all(v > 0 for v in figures["ratios"].values())
     assert len(figures["loadavg_before"]) == 3

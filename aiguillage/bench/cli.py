@@ -65,6 +65,10 @@ def render(console: Console, out: dict, meta: dict) -> None:
     console.print(table)
     labels = {"hub_limit_throughput": "hub / limit throughput", "hub_peer_throughput": "hub / peer throughput",
               "hub_limit_p99": "hub / limit p99"}
+    for name, f in out["results"].items():
+        if f.get("stages_ms"):
+            console.print(f"{name} latency by stage, p50 / p99 ms: " + "; ".join(
+                f"{label} {p50:.0f} / {p99:.0f}" for label, (p50, p99) in f["stages_ms"].items()))
     for key, value in out["ratios"].items():
         console.print(f"{labels[key]}: {value if value is not None else 'n/a'}")
     if "memory" in out:

@@ -8,6 +8,9 @@ Throughput: a backlog of ``count`` Signalements, written while the contender is 
 the rate is counted from the moment it resumes to its last output (from its first output,
 a small backlog fetched in one go would give an absurd rate), and the CPU time
 it (and the embedded broker) spent meanwhile is divided by ``count``.
+Stages (the hub only): where a paced signalement's latency goes, on the wall clock of this
+machine: to its routing decision (the Affectation's ``decide_le``, stamped by the routing agent),
+to the team agent's send of the Affectation (the record's timestamp), to the bench's read.
 Memory: the contender's resident set (``VmRSS``) at every 100,000 backlog outputs, and its
 peak (``VmHWM``), read from ``/proc``.
 """
@@ -27,10 +30,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from aiguillage.bench import contenders
+from aiguillage.codec import AvroCodec
 from aiguillage.bench.donnees import Enregistrement, generer
 
 CHECKPOINT = 100_000
@@ -53,6 +57,7 @@ class Figures:
     cpu_us_per_msg: float  # the contender's CPU time per record while draining: robust to a busy machine
     broker_cpu_us_per_msg: float | None = None
     rss_mb_at: dict[int, float] = field(default_factory=dict)
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)  # stage -> [p50, p99] (the hub)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -138,7 +143,10 @@ class OutputWatcher:
         self.count = 0
         self.first_at: float | None = None
         self.sent_at: dict[bytes, float] = {}  # latency phase: key -> send time
+        self.sent_wall: dict[bytes, float] = {}  # and the same on the wall clock, for the stages
         self.latencies: list[float] = []
+        self.decide_le: Callable[[bytes], float] | None = None  # an output's routing decision time (hub)
+        self.stages: list[tuple[float, float, float, float]] = []  # (sent, decided, output sent, read)
         self.on_count: Callable[[int], None] = lambda n: None
         self._task: asyncio.Task | None = None
 
@@ -161,8 +169,22 @@ class OutputWatcher:
                         sent = self.sent_at.pop(r.key, None)
                         if sent is not None:
                             self.latencies.append(now - sent)
+                            self._stage(r)
             if batch:
                 self.on_count(self.count)
+
+    def _stage(self, r: ConsumerRecord) -> None:
+        sent = self.sent_wall.pop(r.key, None)
+        if self.decide_le is not None and sent is not None:
+            self.stages.append((sent, self.decide_le(r.value), r.timestamp / 1000, time.time()))
+
+    def stage_percentiles(self) -> dict[str, list[float]]:
+        labels = ("to the routing decision", "to the Affectation sent", "to the bench's read")
+        out = {}
+        for i, label in enumerate(labels):
+            values = sorted(s[i + 1] - s[i] for s in self.stages)
+            out[label] = [round(percentile(values, q) * 1000, 1) for q in (0.50, 0.99)]
+        return out if self.stages else {}
 
     async def wait_for(self, n: int, timeout: float, alive: Callable[[], None]) -> float:
         deadline = time.monotonic() + timeout
@@ -196,6 +218,7 @@ async def offer(bootstrap: str, topic: str, records: list[Enregistrement], rate:
                 await asyncio.sleep(delay)
             now = time.perf_counter()
             watcher.sent_at[key] = watcher.sent_at[sid] = now
+            watcher.sent_wall[sid] = time.time()
             acks.append(await producer.send(topic, value, key=key))
             if i % rate == 0:
                 progress("latence", i, len(records))
@@ -266,6 +289,9 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
     entree = contenders.entree(prefix)
     await create_fresh_topics(opts.bootstrap, contenders.hub_topic_names(prefix), opts.partitions)
     watcher = OutputWatcher(opts.bootstrap, contenders.sortie(prefix), opts.partitions)
+    if kind == "hub":
+        codec = AvroCodec()
+        watcher.decide_le = lambda value: codec.decode("Affectation", value)["decide_le"].timestamp()
     await watcher.start()
     started = time.perf_counter()
     proc = spawn(kind, opts, prefix, f"{prefix}-app")
@@ -290,7 +316,9 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         await watcher.wait_for(base, timeout=60, alive=alive)
         progress(f"{kind}: latence", len(data.paced), len(data.paced))
         lat = sorted(watcher.latencies)
-        watcher.sent_at.clear()  # a copy's output matched on one key of the two noted
+        stages = watcher.stage_percentiles()
+        watcher.sent_at.clear()
+        watcher.sent_wall.clear()  # a copy's output matched on one key of the two noted
 
         n = len(data.backlog)
         proc.send_signal(signal.SIGSTOP)
@@ -321,7 +349,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         await asyncio.to_thread(stop, proc)
         shutil.rmtree(data_dir(opts, kind), ignore_errors=True)
     return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
-                   cpu, broker_cpu, rss_at)
+                   cpu, broker_cpu, rss_at, stages)
 
 
 @dataclass
