@@ -66,12 +66,25 @@ class Agregation:
         self.partiels: dict[tuple[int, str], publication.Valeur] = {}
         self.partiels_sales: set[tuple[int, str]] = set()
         self.partiels_pour: frozenset[int] | None = None
+        self.a_reconstruire = True  # after each assignment, before the first batch is applied
         # Stage 2, in memory: what was last published, and which keys changed since.
         self.totaux_sales: set[str] = set()
         self.totaux_pour: frozenset[int] | None = None
         self.publies: dict[str, tuple[float | None, bool]] = {}
 
     # -- stage 1 -------------------------------------------------------------------------
+
+    def sur_assignation(self, *_: Any, **__: Any) -> None:
+        self.a_reconstruire = True
+
+    def debut_lot(self) -> None:
+        """Rebuild the totals at the first batch after an assignment, when the recovered dossiers
+        are complete and nothing of the batch is applied yet: the rebuild is one synchronous pass
+        over the dossiers (~50 µs each), and at the first tick instead it froze the worker
+        in steady state (~180 ms for 3,000 dossiers, measured with `aiguillage bench`)."""
+        if self.a_reconstruire:
+            self.a_reconstruire = False
+            self.reconstruire_partiels(self._assignees(topics.AFFECTATIONS))
 
     def appliquer(self, msg: Any, record: dict[str, Any], etats: Tampon) -> None:
         """One decoded Affectation or Suivi into its dossier (called by the life-cycle agent,
@@ -120,7 +133,7 @@ class Agregation:
         if not self._pret():
             return
         assignees = self._assignees(topics.AFFECTATIONS)
-        if assignees != self.partiels_pour:
+        if assignees != self.partiels_pour:  # no batch since the assignment: rebuild here
             self.reconstruire_partiels(assignees)
         sales, self.partiels_sales = self.partiels_sales, set()
         paquets = paquets_partiels(sales, self.app.conf.topic_partitions)
@@ -201,6 +214,7 @@ def paquets_partiels(sales: set[tuple[int, str]], n: int, taille: int = lots.PAQ
 def install(app: faust.App, codec: AvroCodec, cycles: Any, seuil: int = publication.SEUIL_PAR_DEFAUT,
             intervalle: float = 1.0) -> Agregation:
     ag = Agregation(app, codec, seuil, cycles)
+    app.on_partitions_assigned.connect(ag.sur_assignation)
 
     @app.agent(ag.partiels_topic, name="agregats-totaux", concurrency=1)
     async def totaux(stream: faust.StreamT) -> None:

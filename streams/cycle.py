@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from pydantic import ValidationError
@@ -47,7 +46,17 @@ from streams.routage import Routeur, demande
 from streams.topology import Topology
 
 log = logging.getLogger(__name__)
-Observateur = Callable[[Any, dict[str, Any], lots.Tampon], None]  # (message, decoded record, the batch's cycles)
+
+
+class Observateur(Protocol):
+    """Another stage reading this agent's records in its pass (the figures' first stage)."""
+
+    def debut_lot(self) -> None:
+        """Before a batch's first record (nothing of the batch is applied yet)."""
+
+    def appliquer(self, msg: Any, record: dict[str, Any], etats: lots.Tampon) -> None:
+        """One decoded record, with the batch's ``cycles`` writes."""
+
 EN_ATTENTE_DE_CONTACT = (Statut.REQUESTED.value, Statut.RECEIVED.value)
 SUIVIS_GARDES = 50  # suivi ids remembered per signalement, for resends
 
@@ -80,6 +89,11 @@ class Cycle:
         """A batch: each record decoded once, then the life cycle, then ``aussi`` (the aggregates'
         first stage, which reads the same topics: one pass instead of two). Never raises."""
         self.etats.oublier()
+        if aussi is not None:
+            try:
+                aussi.debut_lot()
+            except Exception:
+                log.exception("aggregates could not prepare this batch")
         for event in events:
             lots.pour(event)
             msg = event.message
@@ -97,7 +111,7 @@ class Cycle:
                 await self.rejeter(msg, Rejet("erreur-interne", f"suivi processing failed: {type(exc).__name__}"))
             if schema and aussi is not None:
                 try:
-                    aussi(msg, record, self.etats)
+                    aussi.appliquer(msg, record, self.etats)
                 except Exception:
                     log.exception("aggregates failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
         self.etats.ecrire()

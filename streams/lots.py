@@ -51,7 +51,7 @@ class Etalement:
 class Paquet:
     """Messages bound for one partition, sent as one record; ``envoi``: its broker ack, once sent."""
 
-    __slots__ = ("partition", "messages", "envoi")
+    __slots__ = ("envoi", "messages", "partition")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition

@@ -107,7 +107,7 @@ class Routeur:
         so its signalements are dead-lettered by :meth:`traiter_lot`."""
         try:
             await self._vers_equipes.envoyer(self.topo.equipes, lot_de_demandes)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("routing could not send this batch's messages to the teams")
 
     def retenir(self, nir: str, equipe: str | None, vus: list[str]) -> None:

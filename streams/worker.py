@@ -35,7 +35,7 @@ def build(settings: Settings) -> faust.App:
     equipes.install(topo, equipes.Equipes(topo, codec, config, files))
     ag = agregats.install(app, codec, topo.cycles, settings.seuil_confidentialite, settings.agregats_intervalle)
     # The figures' first stage reads the life-cycle agent's topics: it runs in that agent's pass.
-    cycle.install(topo, cycle.Cycle(topo, codec, config, routeur), settings.echeances_intervalle, aussi=ag.appliquer)
+    cycle.install(topo, cycle.Cycle(topo, codec, config, routeur), settings.echeances_intervalle, aussi=ag)
     app.on_partitions_assigned.connect(log_assignment)
     return app
 

@@ -34,8 +34,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from aiguillage.bench import contenders
-from aiguillage.codec import AvroCodec
 from aiguillage.bench.donnees import Enregistrement, generer
+from aiguillage.codec import AvroCodec
 
 CHECKPOINT = 100_000
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
