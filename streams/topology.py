@@ -58,16 +58,16 @@ def options_table() -> dict[str, object]:
 
 def make_app(settings: Settings) -> faust.App:
     _short_fetch_wait()
-    disque: dict[str, str] = {}
-    if settings.store != "memory://":  # on disk: under data_dir (Faust creates only the last level)
-        (settings.data_dir / "tables").mkdir(parents=True, exist_ok=True)
-        disque["datadir"] = str(settings.data_dir / "tables")
+    # Faust makes its app directory even for tables in memory ("<id>-data" in the current
+    # directory by default): under data_dir, with the rest of the worker's state. It creates
+    # only the last level.
+    (settings.data_dir / "tables").mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.worker_id,
         broker=settings.broker,
         broker_credentials=faust_credentials(settings),
         store=settings.store,
-        **disque,
+        datadir=str(settings.data_dir / "tables"),
         # Tansu has no InitProducerId: at least once, with idempotent effects downstream.
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,

@@ -239,6 +239,7 @@ def spawn(kind: str, opts: Options, prefix: str, group: str) -> subprocess.Popen
             [sys.executable, "-m", "aiguillage.bench.contenders", kind,
              "--bootstrap", opts.bootstrap, "--prefix", prefix, "--group", group],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            cwd=opts.log_dir,  # what a contender writes in its directory (the peer's Faust data) stays there
         )
 
 
