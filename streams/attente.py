@@ -15,7 +15,6 @@ closure reads the one or two items it gives out, not the whole file.
 from __future__ import annotations
 
 import heapq
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Protocol
 
 from aiguillage.routing import priorite as prio
 from aiguillage.routing.priorite import EnAttente
+from streams import disque
 
 PRIORITES = range(1, 10)  # an Affectation's priorité (1 most urgent); escalations stay within
 _ORIGINE = datetime(1, 1, 1, tzinfo=UTC)
@@ -74,15 +74,8 @@ class FilesSurDisque:
     """
 
     def __init__(self, chemin: Path) -> None:
-        from rocksdict import Options, Rdict
-
         self.chemin = chemin
-        self._options = Options(raw_mode=True)
-        self._options.create_if_missing(True)
-        self._options.set_write_buffer_size(2 * 1024 * 1024)  # small, as the tables' (streams/topology.py)
-        shutil.rmtree(chemin, ignore_errors=True)
-        chemin.parent.mkdir(parents=True, exist_ok=True)
-        self.db = Rdict(str(chemin), self._options)
+        self.db = disque.ouvrir(chemin)
 
     def ajouter(self, equipe: str, item: EnAttente) -> None:
         e, sid = equipe.encode(), item.signalement_id.encode()
@@ -120,5 +113,4 @@ class FilesSurDisque:
         self.db.delete_range(b"f", b"t")
 
     def fermer(self) -> None:
-        self.db.close()
-        shutil.rmtree(self.chemin, ignore_errors=True)
+        disque.fermer(self.db, self.chemin)

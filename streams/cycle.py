@@ -41,6 +41,12 @@ from aiguillage.routing.cycle import Statut
 from aiguillage.routing.rechargement import ConfigCourante
 from connectors.base import rejet_de_validation
 from streams import lots
+from streams.echeances import (
+    EN_ATTENTE_DE_CONTACT,
+    Echeances,
+    EcheancesEnMemoire,
+    echeance_a_surveiller,
+)
 from streams.equipes import escalade, reorientation
 from streams.routage import Routeur, demande
 from streams.topology import Topology
@@ -57,7 +63,6 @@ class Observateur(Protocol):
     def appliquer(self, msg: Any, record: dict[str, Any], etats: lots.Tampon) -> None:
         """One decoded record, with the batch's ``cycles`` writes."""
 
-EN_ATTENTE_DE_CONTACT = (Statut.REQUESTED.value, Statut.RECEIVED.value)
 SUIVIS_GARDES = 50  # suivi ids remembered per signalement, for resends
 
 
@@ -74,7 +79,8 @@ def ce_qui_reste(aff: Affectation) -> dict[str, Any]:
 
 
 class Cycle:
-    def __init__(self, topo: Topology, codec: AvroCodec, config: ConfigCourante, routeur: Routeur) -> None:
+    def __init__(self, topo: Topology, codec: AvroCodec, config: ConfigCourante, routeur: Routeur,
+                 echeances: Echeances | None = None) -> None:
         self.topo = topo
         self.codec = codec
         self.config = config
@@ -83,7 +89,10 @@ class Cycle:
         self.schemas = {topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}  # else: a deadline check (JSON)
         # The batch's writes to ``cycles``, shared with the figures' first stage (its dossier is
         # the entry's "ag"): one changelog record per signalement and batch for both.
-        self.etats = lots.Tampon(topo.cycles)
+        # The deadlines to watch follow the table, entry by entry (rebuilt after a rebalance).
+        self.echeances = echeances if echeances is not None else EcheancesEnMemoire()
+        self._echeances_a_jour = False
+        self.etats = lots.Tampon(topo.cycles, apres=lambda sid, c: self.echeances.mettre(sid, echeance_a_surveiller(c)))
 
     async def traiter_lot(self, events: list[faust.types.EventT], aussi: Observateur | None = None) -> None:
         """A batch: each record decoded once, then the life cycle, then ``aussi`` (the aggregates'
@@ -224,18 +233,20 @@ class Cycle:
             final = escalade(Affectation.model_validate(aff), self.config.moteur)
             await self.topo.affectations.send(key=final.cle(), value=self.codec.encode("Affectation", final.to_avro()))
 
+    def oublier_echeances(self, *_: Any, **__: Any) -> None:
+        self._echeances_a_jour = False
+
     async def verifier_echeances(self) -> int:
         """Timer body: ask, once per breach, for a deadline check of each late signalement."""
+        if not self._echeances_a_jour:
+            # After a rebalance: one pass over the table, without awaiting (nothing writes it meanwhile).
+            self.echeances.effacer()
+            for sid, c in self.topo.cycles.items():
+                self.echeances.mettre(sid, echeance_a_surveiller(c))
+            self._echeances_a_jour = True
         today = datetime.now(UTC).date().isoformat()
-        # One pass without awaiting (the table cannot change under it), keeping only the late
-        # ones: a list of every entry would cost the whole table's size in memory per scan.
-        dues = [
-            (sid, c["aff"]["echeance_premier_contact"]) for sid, c in self.topo.cycles.items()
-            if c and c.get("statut") in EN_ATTENTE_DE_CONTACT and c.get("aff")
-            and c["aff"]["echeance_premier_contact"] < today and c.get("escalade_pour") != c["aff"]["echeance_premier_contact"]
-        ]
         n = 0
-        for sid, echeance in dues:
+        for sid, echeance in self.echeances.dues(today):
             if (sid, echeance) not in self.demandes_echeance:
                 self.demandes_echeance.add((sid, echeance))
                 await self.topo.signalements.send(key=sid.encode(), value=json.dumps({"sid": sid, "echeance": echeance}).encode())
@@ -253,6 +264,7 @@ class Cycle:
 
 def install(topo: Topology, c: Cycle, intervalle: float = 60.0, aussi: Observateur | None = None) -> None:
     app = topo.app
+    app.on_partitions_assigned.connect(c.oublier_echeances)
     canal = app.topic(topics.AFFECTATIONS, topics.SUIVIS, topo.signalements.get_topic_name(), internal=True,
                       partitions=app.conf.topic_partitions, key_serializer="raw", value_serializer="raw")
 

@@ -115,8 +115,9 @@ class Tampon:
     batch, not one per write (issue 8: the life cycle and the figures' first stage).
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, apres: Callable[[Any, Any], None] | None = None) -> None:
         self.table = table
+        self.apres = apres  # told of each key and value written (an index that follows the table)
         self.ecrits: dict[Any, tuple[Any, Any]] = {}
 
     def get(self, cle: Any) -> Any:
@@ -137,3 +138,5 @@ class Tampon:
             if event is not None:
                 pour(event)
             self.table[cle] = valeur
+            if self.apres is not None:
+                self.apres(cle, valeur)

@@ -12,6 +12,7 @@ from aiguillage.routing.rechargement import ConfigCourante
 from aiguillage.schema_registry import make_codec
 from streams import agregats, correctifs_faust, cycle, equipes, raccourcis_faust, routage
 from streams.attente import FilesSurDisque
+from streams.echeances import EcheancesSurDisque
 from streams.topology import Topology, make_app
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,14 @@ def build(settings: Settings) -> faust.App:
     config = ConfigCourante(settings.routing_file)
     routeur = routage.Routeur(topo, codec, settings.require_dlq_key(), config)
     routage.install(topo, routeur)
-    # Tables on disk: the waiting files too, so that memory does not grow with the open work.
+    # Tables on disk: their indexes too (waiting files, deadlines), so that memory does not grow
+    # with the open work.
     files = FilesSurDisque(settings.data_dir / "attente") if settings.store != "memory://" else None
     equipes.install(topo, equipes.Equipes(topo, codec, config, files))
     ag = agregats.install(app, codec, topo.cycles, settings.seuil_confidentialite, settings.agregats_intervalle)
     # The figures' first stage reads the life-cycle agent's topics: it runs in that agent's pass.
-    cycle.install(topo, cycle.Cycle(topo, codec, config, routeur), settings.echeances_intervalle, aussi=ag)
+    echeances = EcheancesSurDisque(settings.data_dir / "echeances") if settings.store != "memory://" else None
+    cycle.install(topo, cycle.Cycle(topo, codec, config, routeur, echeances), settings.echeances_intervalle, aussi=ag)
     app.on_partitions_assigned.connect(log_assignment)
     return app
 

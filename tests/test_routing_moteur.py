@@ -212,6 +212,15 @@ def test_a_missed_first_contact_escalates_once_per_breach(tmp_path):
     assert compte["dimensions"] == {"equipe": "31-a"} and compte["valeur"] == 1
 
 
+def test_the_deadline_scan_sees_a_late_signalement_routed_after_its_index_was_built(tmp_path):
+    banc = Banc(tmp_path, config_3_equipes())
+    assert banc.echeances() == 0  # builds the deadlines' index from the (empty) table
+    banc.signalement(sig("R1", recu_le=datetime.now(UTC) - timedelta(days=40)))
+    banc.signalement(sig("R2"))  # not late
+    assert banc.echeances() == 1  # from the index, kept up to date by the life cycle's writes
+    assert [a.nature for a in banc.affectations].count("escalade") == 1
+
+
 def test_a_suivi_that_arrives_before_its_affectation_is_applied_when_it_comes(tmp_path):
     banc = Banc(tmp_path, config_3_equipes())
     s = sig("R1")

@@ -1,0 +1,97 @@
+"""The first-contact deadlines' index: which open signalements are due by a date, in date order.
+
+The life cycle's timer looks, every minute, for signalements past their first-contact date and
+not yet taken in charge. Reading the whole ``cycles`` table for that (a JSON decode per entry)
+froze the worker for seconds at a few hundred thousand open signalements, every minute. This
+index, a cache of that table kept by the life-cycle agent (one update per entry written) and
+rebuilt after each rebalance, answers with the due ones only.
+
+In memory (with ``memory://`` tables): a dict. On disk (``rocksdb://``): keys
+``e<date>\\0<id>`` (sorted by date) and ``s<id>`` -> its ``e`` key, so that memory does not grow
+with the open signalements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiguillage.routing.cycle import Statut
+from streams import disque
+
+EN_ATTENTE_DE_CONTACT = (Statut.REQUESTED.value, Statut.RECEIVED.value)  # before a first contact
+
+
+def echeance_a_surveiller(c: dict[str, Any] | None) -> str | None:
+    """The first-contact date to watch for a ``cycles`` entry: None when no contact is awaited
+    or this deadline's breach was already handled."""
+    if not c or c.get("statut") not in EN_ATTENTE_DE_CONTACT or not c.get("aff"):
+        return None
+    echeance = c["aff"].get("echeance_premier_contact")
+    return None if not echeance or c.get("escalade_pour") == echeance else echeance
+
+
+class Echeances(Protocol):
+    def mettre(self, sid: str, echeance: str | None) -> None: ...
+    def dues(self, avant: str) -> Iterator[tuple[str, str]]: ...
+    def effacer(self) -> None: ...
+    def fermer(self) -> None: ...
+
+
+class EcheancesEnMemoire:
+    def __init__(self) -> None:
+        self.par_sid: dict[str, str] = {}
+
+    def mettre(self, sid: str, echeance: str | None) -> None:
+        if echeance is None:
+            self.par_sid.pop(sid, None)
+        else:
+            self.par_sid[sid] = echeance
+
+    def dues(self, avant: str) -> Iterator[tuple[str, str]]:
+        """``(sid, date)`` with a date before ``avant`` (ISO dates compare as strings), by date."""
+        return iter(sorted(((s, e) for s, e in self.par_sid.items() if e < avant), key=lambda x: (x[1], x[0])))
+
+    def effacer(self) -> None:
+        self.par_sid.clear()
+
+    def fermer(self) -> None:
+        self.par_sid.clear()
+
+
+class EcheancesSurDisque:
+    def __init__(self, chemin: Path) -> None:
+        self.chemin = chemin
+        self.db = disque.ouvrir(chemin)
+
+    def mettre(self, sid: str, echeance: str | None) -> None:
+        renvoi = b"s" + sid.encode()
+        ancienne = self.db.get(renvoi)
+        cle = None if echeance is None else b"e%s\0%s" % (echeance.encode(), sid.encode())
+        if ancienne == cle:
+            return
+        if ancienne is not None:
+            del self.db[ancienne]
+        if cle is None:
+            if ancienne is not None:
+                del self.db[renvoi]
+            return
+        self.db[cle] = b""
+        self.db[renvoi] = cle
+
+    def dues(self, avant: str) -> Iterator[tuple[str, str]]:
+        fin = b"e" + avant.encode()
+        out = []  # read first: the caller awaits between sends, and the index changes meanwhile
+        for cle in self.db.keys(from_key=b"e"):
+            if cle >= fin:
+                break
+            echeance, _, sid = cle[1:].partition(b"\0")
+            out.append((sid.decode(), echeance.decode()))
+        return iter(out)
+
+    def effacer(self) -> None:
+        self.db.delete_range(b"e", b"t")  # every key starts with "e" or "s"
+
+    def fermer(self) -> None:
+        disque.fermer(self.db, self.chemin)
