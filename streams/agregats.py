@@ -218,7 +218,7 @@ def install(app: faust.App, codec: AvroCodec, cycles: Any, seuil: int = publicat
 
     @app.agent(ag.partiels_topic, name="agregats-totaux", concurrency=1)
     async def totaux(stream: faust.StreamT) -> None:
-        async for events in lots.par_lots(stream):
+        async for events in lots.par_lots_de_paquets(stream):
             for event in events:
                 lots.pour(event)  # its table write goes to its own partition
                 try:

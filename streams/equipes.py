@@ -141,27 +141,41 @@ class Equipes:
     async def traiter(self, equipe: str, m: dict[str, Any]) -> None:
         await getattr(self, f"_{m['kind']}")(equipe, m)
 
-    async def traiter_record(self, cle: bytes, valeur: bytes, ou: str = "") -> None:
+    async def traiter_record(self, cle: bytes, valeur: bytes, ou: str = "") -> int:
         """One record of ``<app>-equipes``: a message keyed by its team, or routing's packet of
         messages to the teams of this partition (:func:`streams.routage.lot_de_demandes`).
-        A message that fails is logged and the others go on."""
+        A message that fails is logged and the others go on. Returns how many messages it held."""
         m = json.loads(valeur)
-        for equipe, message in m["lot"] if "lot" in m else [(cle.decode(), m)]:
+        messages = m["lot"] if "lot" in m else [(cle.decode(), m)]
+        for equipe, message in messages:
             try:
                 await self.traiter(equipe, message)
             except Exception:
                 log.exception("team agent failed on a message to %s (%s)", equipe, ou)
+        return len(messages)
 
     async def traiter_lot(self, events: list[faust.types.EventT]) -> None:
-        """Handle a batch, then wait for its Affectations' acks. Never raises."""
+        """Handle a batch, then wait for its Affectations' acks. Never raises.
+
+        A batch of 500 packets holds up to 50,000 messages: caseloads are published and acks
+        awaited every ``lots.TAILLE`` messages too, so that what a batch leaves pending (unacked
+        Affectations, changelog records) is bounded as it was with one message per record."""
+        n = 0
         for event in events:
             lots.pour(event)
             msg = event.message
             ou = f"{msg.topic}[{msg.partition}]@{msg.offset}"
             try:
-                await self.traiter_record(msg.key, msg.value, ou)
+                n += await self.traiter_record(msg.key, msg.value, ou)
             except Exception:
                 log.exception("team agent failed on %s", ou)
+            if n >= lots.TAILLE:
+                await self.acquitter()
+                n = 0
+        await self.acquitter()
+
+    async def acquitter(self) -> None:
+        """The caseloads changed so far, then every Affectation's ack. Never raises."""
         try:
             await self.publier_charges()
         except Exception:

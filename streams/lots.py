@@ -94,10 +94,16 @@ def pour(event: faust.types.EventT) -> None:
     _current_event.set(weakref.ref(event))
 
 
-def par_lots(stream: faust.StreamT) -> AsyncIterator[list[faust.types.EventT]]:
+def par_lots(stream: faust.StreamT, taille: int = TAILLE) -> AsyncIterator[list[faust.types.EventT]]:
     """The stream's events in batches; Faust acks a batch once the loop body is done with it,
     so the body must not raise (a raise would ack what was not processed)."""
-    return stream.take_events(TAILLE, within=ATTENTE)
+    return stream.take_events(taille, within=ATTENTE)
+
+
+def par_lots_de_paquets(stream: faust.StreamT) -> AsyncIterator[list[faust.types.EventT]]:
+    """Batches of a stream of packets: ``TAILLE`` values at most, not ``TAILLE`` packets (500
+    packets of 100 would write 50,000 table entries in one go, all pending at once)."""
+    return par_lots(stream, max(1, TAILLE // PAQUET))
 
 
 async def acquittements(envois: list[Any]) -> list[BaseException | None]:
