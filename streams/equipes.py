@@ -157,8 +157,8 @@ class Equipes:
     async def traiter_lot(self, events: list[faust.types.EventT]) -> None:
         """Handle a batch, then wait for its Affectations' acks. Never raises.
 
-        A batch of 500 packets holds up to 50,000 messages: caseloads are published and acks
-        awaited every ``lots.TAILLE`` messages too, so that what a batch leaves pending (unacked
+        A batch of packets holds up to 5,000 messages: caseloads are published and acks awaited
+        every ``lots.TAILLE`` messages too, so that what a batch leaves pending (unacked
         Affectations, changelog records) is bounded as it was with one message per record."""
         n = 0
         for event in events:
@@ -408,5 +408,5 @@ def install(topo: Topology, equipes: Equipes) -> None:
 
     @topo.app.agent(topo.equipes, name="equipes", concurrency=1)
     async def equipes_agent(stream: faust.StreamT) -> None:
-        async for events in lots.par_lots(stream):
+        async for events in lots.par_lots_de_paquets(stream):
             await equipes.traiter_lot(events)

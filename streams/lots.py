@@ -20,7 +20,8 @@ from aiguillage.kafka import partition_de
 
 TAILLE = 500  # records per batch at most
 ATTENTE = 0.02  # seconds a partial batch waits for more (the latency it may add at low rates)
-PAQUET = 100  # records a timer sends at a time, when it spreads a burst
+PAQUET = 100  # records a timer sends at a time, when it spreads a burst; messages per packet
+TAILLE_PAQUETS = 50  # records per batch at most, on a topic of packets
 
 
 class Etalement:
@@ -101,9 +102,10 @@ def par_lots(stream: faust.StreamT, taille: int = TAILLE) -> AsyncIterator[list[
 
 
 def par_lots_de_paquets(stream: faust.StreamT) -> AsyncIterator[list[faust.types.EventT]]:
-    """Batches of a stream of packets: ``TAILLE`` values at most, not ``TAILLE`` packets (500
-    packets of 100 would write 50,000 table entries in one go, all pending at once)."""
-    return par_lots(stream, max(1, TAILLE // PAQUET))
+    """Batches of a topic of packets (:class:`Paquets`): ``TAILLE_PAQUETS`` records, up to 5,000
+    messages, not 50,000: a batch holds its records' values (~100 KB a packet), their pending
+    writes and acks until it ends."""
+    return par_lots(stream, TAILLE_PAQUETS)
 
 
 async def acquittements(envois: list[Any]) -> list[BaseException | None]:
