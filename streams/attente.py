@@ -74,29 +74,18 @@ class FilesSurDisque:
     """
 
     def __init__(self, chemin: Path) -> None:
-        self.chemin = chemin
-        self.db = disque.ouvrir(chemin)
+        self.index = disque.IndexLocal(chemin)
 
     def ajouter(self, equipe: str, item: EnAttente) -> None:
         e, sid = equipe.encode(), item.signalement_id.encode()
-        cle = b"f%s\0%d\0%s\0%s" % (e, item.priorite, _instant(item.recu_le), sid)
-        renvoi = b"s%s\0%s" % (e, sid)
-        ancienne = self.db.get(renvoi)
-        if ancienne is not None and ancienne != cle:
-            del self.db[ancienne]
-        self.db[cle] = b""
-        self.db[renvoi] = cle
+        self.index.placer(b"%s\0%s" % (e, sid), b"f%s\0%d\0%s\0%s" % (e, item.priorite, _instant(item.recu_le), sid))
 
     def retirer(self, equipe: str, sid: str) -> None:
-        renvoi = b"s%s\0%s" % (equipe.encode(), sid.encode())
-        ancienne = self.db.get(renvoi)
-        if ancienne is not None:
-            del self.db[ancienne]
-            del self.db[renvoi]
+        self.index.placer(b"%s\0%s" % (equipe.encode(), sid.encode()), None)
 
     def _serie(self, equipe: bytes, p: int) -> Iterator[EnAttente]:
         prefixe = b"f%s\0%d\0" % (equipe, p)
-        for cle in self.db.keys(from_key=prefixe):
+        for cle in self.index.depuis(prefixe):
             if not cle.startswith(prefixe):
                 return
             instant, _, sid = cle[len(prefixe):].partition(b"\0")
@@ -108,9 +97,7 @@ class FilesSurDisque:
                            key=lambda i: prio.cle_file(i, maintenant, jours_par_niveau))
 
     def effacer(self) -> None:
-        # Every key starts with "f" or "s". (Not a close and reopen: an iterator still referenced
-        # keeps the database, and its lock, alive.)
-        self.db.delete_range(b"f", b"t")
+        self.index.effacer()
 
     def fermer(self) -> None:
-        disque.fermer(self.db, self.chemin)
+        self.index.fermer()

@@ -7,6 +7,7 @@ wiped when opened: its table, recovered from its changelog, is the state; the in
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +26,40 @@ def ouvrir(chemin: Path) -> Any:
 def fermer(db: Any, chemin: Path) -> None:
     db.close()
     shutil.rmtree(chemin, ignore_errors=True)
+
+
+class IndexLocal:
+    """Sorted keys, each found again by a back-reference (its id): placing an id again moves it.
+
+    The keys sort as the index reads them (``cle``, any prefix but ``s``); ``s<ref>`` -> its key.
+    """
+
+    def __init__(self, chemin: Path) -> None:
+        self.chemin = chemin
+        self.db = ouvrir(chemin)
+
+    def placer(self, ref: bytes, cle: bytes | None) -> None:
+        """``ref`` now under ``cle`` (None: out of the index)."""
+        renvoi = b"s" + ref
+        ancienne = self.db.get(renvoi)
+        if ancienne == cle:
+            return
+        if ancienne is not None:
+            del self.db[ancienne]
+        if cle is None:
+            del self.db[renvoi]
+        else:
+            self.db[cle] = b""
+            self.db[renvoi] = cle
+
+    def depuis(self, debut: bytes) -> Iterator[bytes]:
+        """The keys from ``debut`` on, in order (a snapshot: writes meanwhile are not seen)."""
+        return self.db.keys(from_key=debut)
+
+    def effacer(self) -> None:
+        # Every key sorts below "t". (Not a close and reopen: an iterator still referenced keeps
+        # the database, and its lock, alive.)
+        self.db.delete_range(b"\0", b"t")
+
+    def fermer(self) -> None:
+        fermer(self.db, self.chemin)

@@ -62,28 +62,15 @@ class EcheancesEnMemoire:
 
 class EcheancesSurDisque:
     def __init__(self, chemin: Path) -> None:
-        self.chemin = chemin
-        self.db = disque.ouvrir(chemin)
+        self.index = disque.IndexLocal(chemin)
 
     def mettre(self, sid: str, echeance: str | None) -> None:
-        renvoi = b"s" + sid.encode()
-        ancienne = self.db.get(renvoi)
-        cle = None if echeance is None else b"e%s\0%s" % (echeance.encode(), sid.encode())
-        if ancienne == cle:
-            return
-        if ancienne is not None:
-            del self.db[ancienne]
-        if cle is None:
-            if ancienne is not None:
-                del self.db[renvoi]
-            return
-        self.db[cle] = b""
-        self.db[renvoi] = cle
+        self.index.placer(sid.encode(), None if echeance is None else b"e%s\0%s" % (echeance.encode(), sid.encode()))
 
     def dues(self, avant: str) -> Iterator[tuple[str, str]]:
         fin = b"e" + avant.encode()
         out = []  # read first: the caller awaits between sends, and the index changes meanwhile
-        for cle in self.db.keys(from_key=b"e"):
+        for cle in self.index.depuis(b"e"):
             if cle >= fin:
                 break
             echeance, _, sid = cle[1:].partition(b"\0")
@@ -91,7 +78,7 @@ class EcheancesSurDisque:
         return iter(out)
 
     def effacer(self) -> None:
-        self.db.delete_range(b"e", b"t")  # every key starts with "e" or "s"
+        self.index.effacer()
 
     def fermer(self) -> None:
-        disque.fermer(self.db, self.chemin)
+        self.index.fermer()
