@@ -10,7 +10,7 @@ import faust
 from aiguillage.config import Settings
 from aiguillage.routing.rechargement import ConfigCourante
 from aiguillage.schema_registry import make_codec
-from streams import agregats, correctifs_faust, cycle, equipes, raccourcis_faust, routage
+from streams import agregats, correctifs_faust, cycle, equipes, raccourcis_faust, ramasse_miettes, routage
 from streams.attente import FilesSurDisque
 from streams.echeances import EcheancesSurDisque
 from streams.topology import Topology, make_app
@@ -54,5 +54,6 @@ async def log_assignment(_app: Any, assigned: set[Any], **_: Any) -> None:
 
 def run(settings: Settings) -> None:
     app = build(settings)
+    ramasse_miettes.regler()
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
