@@ -1,6 +1,6 @@
 """Local RocksDB databases of a worker for its derived indexes (caches rebuilt from a table).
 
-Raw bytes in and out; small memtables, as the tables' (:mod:`streams.topology`). Each index is
+Raw bytes in and out; small memtables and block cache, as the tables' (:mod:`streams.topology`). Each index is
 wiped when opened: its table, recovered from its changelog, is the state; the index follows it.
 """
 
@@ -13,11 +13,17 @@ from typing import Any
 
 
 def ouvrir(chemin: Path) -> Any:
-    from rocksdict import Options, Rdict
+    from rocksdict import BlockBasedOptions, Cache, Options, Rdict
+
+    from streams.topology import ROCKSDB
 
     options = Options(raw_mode=True)
     options.create_if_missing(True)
-    options.set_write_buffer_size(2 * 1024 * 1024)
+    options.set_write_buffer_size(ROCKSDB["write_buffer_size"])
+    options.set_max_write_buffer_number(ROCKSDB["max_write_buffer_number"])
+    table = BlockBasedOptions()  # RocksDB's default block cache is 32 MB
+    table.set_block_cache(Cache(ROCKSDB["block_cache_size"]))
+    options.set_block_based_table_factory(table)
     shutil.rmtree(chemin, ignore_errors=True)
     chemin.parent.mkdir(parents=True, exist_ok=True)
     return Rdict(str(chemin), options)

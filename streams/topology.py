@@ -39,14 +39,18 @@ def _short_fetch_wait() -> None:
     driver.AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
 
 
-# RocksDB, per table and partition (each is a database of its own: ~20 per worker). Faust's
-# defaults (64 MB memtables x 3, a 2 GB block cache) hold the whole state in memory at the
-# bench's volumes: memory grew as with memory://. Small memtables and caches bound it.
+# RocksDB, per table and partition (each is a database of its own: ~35 per worker at 4
+# partitions, and as many more with each partition added). Faust's defaults (64 MB memtables
+# x 3, a 2 GB block cache) hold the whole state in memory at the bench's volumes: memory grew
+# as with memory://. Small memtables and caches bound it. The block cache is per database, so
+# the worker's bound is its size times the databases it holds: at 4 MB it filled to 128 MB
+# over the first ~250,000 signalements (measured with `aiguillage bench --memory-check` and the
+# databases' own counters, issue 8). A cache miss reads the file through the OS page cache.
 ROCKSDB = {
     "write_buffer_size": 2 * 1024 * 1024,
     "max_write_buffer_number": 2,
     "target_file_size_base": 16 * 1024 * 1024,
-    "block_cache_size": 4 * 1024 * 1024,
+    "block_cache_size": 512 * 1024,
     "max_open_files": 256,
 }
 
