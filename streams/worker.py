@@ -10,7 +10,15 @@ import faust
 from aiguillage.config import Settings
 from aiguillage.routing.rechargement import ConfigCourante
 from aiguillage.schema_registry import make_codec
-from streams import agregats, correctifs_faust, cycle, equipes, raccourcis_faust, ramasse_miettes, routage
+from streams import (
+    agregats,
+    correctifs_faust,
+    cycle,
+    equipes,
+    raccourcis_faust,
+    ramasse_miettes,
+    routage,
+)
 from streams.attente import FilesSurDisque
 from streams.echeances import EcheancesSurDisque
 from streams.topology import Topology, make_app
