@@ -1,7 +1,8 @@
 """Local RocksDB databases of a worker for its derived indexes (caches rebuilt from a table).
 
-Raw bytes in and out; small memtables and block cache, as the tables' (:mod:`streams.topology`). Each index is
-wiped when opened: its table, recovered from its changelog, is the state; the index follows it.
+Raw bytes in and out; small memtables and block cache, as the tables' (:mod:`streams.topology`).
+Each index is wiped when opened: its table, recovered from its changelog, is the state; the
+index follows it.
 """
 
 from __future__ import annotations
