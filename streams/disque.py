@@ -12,27 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
-def ouvrir(chemin: Path) -> Any:
-    from rocksdict import BlockBasedOptions, Cache, Options, Rdict
-
-    from streams.topology import ROCKSDB
-
-    options = Options(raw_mode=True)
-    options.create_if_missing(True)
-    options.set_write_buffer_size(ROCKSDB["write_buffer_size"])
-    options.set_max_write_buffer_number(ROCKSDB["max_write_buffer_number"])
-    table = BlockBasedOptions()  # RocksDB's default block cache is 32 MB
-    table.set_block_cache(Cache(ROCKSDB["block_cache_size"]))
-    options.set_block_based_table_factory(table)
-    shutil.rmtree(chemin, ignore_errors=True)
-    chemin.parent.mkdir(parents=True, exist_ok=True)
-    return Rdict(str(chemin), options)
-
-
-def fermer(db: Any, chemin: Path) -> None:
-    db.close()
-    shutil.rmtree(chemin, ignore_errors=True)
+from streams.topology import ROCKSDB
 
 
 class IndexLocal:
@@ -42,8 +22,19 @@ class IndexLocal:
     """
 
     def __init__(self, chemin: Path) -> None:
+        from rocksdict import BlockBasedOptions, Cache, Options, Rdict
+
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_write_buffer_size(ROCKSDB["write_buffer_size"])
+        options.set_max_write_buffer_number(ROCKSDB["max_write_buffer_number"])
+        table = BlockBasedOptions()  # RocksDB's default block cache is 32 MB
+        table.set_block_cache(Cache(ROCKSDB["block_cache_size"]))
+        options.set_block_based_table_factory(table)
+        shutil.rmtree(chemin, ignore_errors=True)
+        chemin.parent.mkdir(parents=True, exist_ok=True)
         self.chemin = chemin
-        self.db = ouvrir(chemin)
+        self.db: Any = Rdict(str(chemin), options)
 
     def placer(self, ref: bytes, cle: bytes | None) -> None:
         """``ref`` now under ``cle`` (None: out of the index)."""
@@ -69,4 +60,5 @@ class IndexLocal:
         self.db.delete_range(b"\0", b"t")
 
     def fermer(self) -> None:
-        fermer(self.db, self.chemin)
+        self.db.close()
+        shutil.rmtree(self.chemin, ignore_errors=True)

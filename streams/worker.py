@@ -41,11 +41,12 @@ def build(settings: Settings) -> faust.App:
     routage.install(topo, routeur)
     # Tables on disk: their indexes too (waiting files, deadlines), so that memory does not grow
     # with the open work.
-    files = FilesSurDisque(settings.data_dir / "attente") if settings.store != "memory://" else None
+    sur_disque = settings.store != "memory://"
+    files = FilesSurDisque(settings.data_dir / "attente") if sur_disque else None
     equipes.install(topo, equipes.Equipes(topo, codec, config, files))
     ag = agregats.install(app, codec, topo.cycles, settings.seuil_confidentialite, settings.agregats_intervalle)
     # The figures' first stage reads the life-cycle agent's topics: it runs in that agent's pass.
-    echeances = EcheancesSurDisque(settings.data_dir / "echeances") if settings.store != "memory://" else None
+    echeances = EcheancesSurDisque(settings.data_dir / "echeances") if sur_disque else None
     cycle.install(topo, cycle.Cycle(topo, codec, config, routeur, echeances), settings.echeances_intervalle, aussi=ag)
     app.on_partitions_assigned.connect(log_assignment)
     return app
