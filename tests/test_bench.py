@@ -17,10 +17,10 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.broker
 
-KINDS = ("limit", "peer", "hub")
+KINDS = ("limit", "peer", "floor", "hub")
 
 
-def test_bench_prints_figures_for_limit_peer_and_hub_and_writes_valid_json(broker, tmp_path):
+def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json(broker, tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "aiguillage", "bench", "--count", "2000", "--rate", "500",
@@ -36,6 +36,8 @@ def test_bench_prints_figures_for_limit_peer_and_hub_and_writes_valid_json(broke
     assert re.search(r"hub / limit throughput: \d+\.\d+", proc.stdout)
     assert re.search(r"hub / peer throughput: \d+\.\d+", proc.stdout)
     assert re.search(r"hub / limit p99: \d+\.\d+", proc.stdout)
+    assert re.search(r"hub / floor throughput: \d+\.\d+", proc.stdout)
+    assert re.search(r"floor / limit throughput: \d+\.\d+", proc.stdout)
     assert re.search(r"hub latency by stage, p50 / p99 ms: to the routing decision \d+ / \d+; "
                      r"to the Affectation sent \d+ / \d+; to the bench's read \d+ / \d+", proc.stdout)
 
@@ -52,8 +54,9 @@ def test_bench_prints_figures_for_limit_peer_and_hub_and_writes_valid_json(broke
     stages = figures["results"]["hub"]["stages_ms"]
     assert len(stages) == 3 and all(0 <= p50 <= p99 for p50, p99 in stages.values()), stages
     assert sum(p50 for p50, _ in stages.values()) <= 2 * figures["results"]["hub"]["p50_ms"] + 5
-    assert figures["results"]["limit"]["stages_ms"] == {} == figures["results"]["peer"]["stages_ms"]
-    assert set(figures["ratios"]) == {"hub_limit_throughput", "hub_peer_throughput", "hub_limit_p99"}
+    assert all(figures["results"][k]["stages_ms"] == {} for k in ("limit", "peer", "floor"))
+    assert set(figures["ratios"]) == {"hub_limit_throughput", "hub_peer_throughput", "hub_limit_p99",
+                                      "hub_floor_throughput", "floor_limit_throughput", "floor_limit_p99"}
     assert all(v > 0 for v in figures["ratios"].values())
     assert len(figures["loadavg_before"]) == 3
 

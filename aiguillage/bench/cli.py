@@ -1,4 +1,4 @@
-"""The ``aiguillage bench`` command: run the three contenders, print and optionally write the figures."""
+"""The ``aiguillage bench`` command: run the contenders, print and optionally write the figures."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-KINDS = ("limit", "peer", "hub")
+KINDS = ("limit", "peer", "floor", "hub")
 # Targets of issue 8, on the 2-core development machine with the embedded broker.
 TARGET_VS_LIMIT = 0.30
 TARGET_VS_PEER = 1.5
@@ -31,7 +31,7 @@ def ratio(a: float, b: float) -> float | None:
 def summary(results: dict, memory_check: bool) -> dict:
     figures = {k: f.as_dict() for k, f in results.items()}
     out: dict = {"results": figures, "ratios": {}, "targets": {}}
-    hub, lim, peer = results.get("hub"), results.get("limit"), results.get("peer")
+    hub, lim, peer, floor = (results.get(k) for k in ("hub", "limit", "peer", "floor"))
     if hub and lim:
         out["ratios"]["hub_limit_throughput"] = ratio(hub.msgs_per_s, lim.msgs_per_s)
         out["ratios"]["hub_limit_p99"] = ratio(hub.p99_ms, lim.p99_ms)
@@ -42,6 +42,12 @@ def summary(results: dict, memory_check: bool) -> dict:
         out["ratios"]["hub_peer_throughput"] = ratio(hub.msgs_per_s, peer.msgs_per_s)
         r = out["ratios"]["hub_peer_throughput"]
         out["targets"]["throughput_vs_peer"] = r is not None and r >= TARGET_VS_PEER
+    # What Faust itself leaves the hub: the floor is a copy with the hub's settings and no hub work.
+    if floor and lim:
+        out["ratios"]["floor_limit_throughput"] = ratio(floor.msgs_per_s, lim.msgs_per_s)
+        out["ratios"]["floor_limit_p99"] = ratio(floor.p99_ms, lim.p99_ms)
+    if hub and floor:
+        out["ratios"]["hub_floor_throughput"] = ratio(hub.msgs_per_s, floor.msgs_per_s)
     if memory_check and hub and {100_000, 400_000} <= hub.rss_mb_at.keys():
         a, b = hub.rss_mb_at[100_000], hub.rss_mb_at[400_000]
         out["memory"] = {"hub_rss_mb_100k": round(a, 1), "hub_rss_mb_400k": round(b, 1),
@@ -64,7 +70,8 @@ def render(console: Console, out: dict, meta: dict) -> None:
                       f"{f['ready_s']:.1f}")
     console.print(table)
     labels = {"hub_limit_throughput": "hub / limit throughput", "hub_peer_throughput": "hub / peer throughput",
-              "hub_limit_p99": "hub / limit p99"}
+              "hub_limit_p99": "hub / limit p99", "floor_limit_throughput": "floor / limit throughput",
+              "floor_limit_p99": "floor / limit p99", "hub_floor_throughput": "hub / floor throughput"}
     for name, f in out["results"].items():
         if f.get("stages_ms"):
             console.print(f"{name} latency by stage, p50 / p99 ms: " + "; ".join(
@@ -85,7 +92,7 @@ def bench(
     duration: float = typer.Option(10.0, help="Seconds of the latency phase."),
     broker: str = typer.Option(None, help="kafka://host:9092 of an existing broker; default: a fresh embedded one."),
     partitions: int = typer.Option(4, help="Partitions of the bench's fresh topics."),
-    only: Annotated[list[str] | None, typer.Option(help="Run only this contender (repeatable): limit, peer, hub.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only this contender (repeatable): limit, peer, floor, hub.")] = None,
     memory_check: bool = typer.Option(False, "--memory-check",
                                       help="Drain at least 400,000 and compare the hub's RSS at 100,000 and 400,000 "
                                       "(tables on disk unless --store or AIGUILLAGE_STORE says otherwise)."),
@@ -94,9 +101,11 @@ def bench(
                               "default: AIGUILLAGE_STORE, else memory:// (rocksdb:// with --memory-check)."),
     json_path: str = typer.Option(None, "--json", help="Also write the figures as JSON to this file ('-': stdout)."),
 ) -> None:
-    """Measure the hub against the limit (a raw aiokafka copy loop) and a peer (a naive Faust copy agent):
-    messages/s on a backlog, end-to-end latency p50/p99 at a fixed offered rate, peak resident memory,
-    and the ratios hub / limit and hub / peer. Each contender runs in its own process on fresh topics.
+    """Measure the hub against the limit (a raw aiokafka copy loop), a peer (a naive Faust copy agent)
+    and the floor (the same copy with the hub's own Faust settings and batches: what Faust itself
+    costs): messages/s on a backlog, end-to-end latency p50/p99 at a fixed offered rate, peak resident
+    memory, and the ratios hub / limit, hub / peer, hub / floor and floor / limit. Each contender
+    runs in its own process on fresh topics.
 
     Example:  aiguillage bench --count 200000 --rate 500 --json bench.json
     """

@@ -1,8 +1,11 @@
-"""The three contenders, each run as its own process: ``python -m aiguillage.bench.contenders KIND ...``.
+"""The contenders, each run as its own process: ``python -m aiguillage.bench.contenders KIND ...``.
 
 - ``limit``: a plain aiokafka loop, decode + re-encode the Avro, produce; nothing else.
 - ``peer``: a plain Faust agent doing the same copy with Faust's default settings,
   as a team that used Faust without care would write it.
+- ``floor``: the peer's copy with the hub's own Faust settings, batches (``stream.take``) and
+  fast paths (``streams.lots``, ``streams.raccourcis_faust``): what Faust itself costs the hub
+  before it does any work of its own, so the best a Faust hub can reach on this broker.
 - ``hub``: the real routing worker (``streams.worker.build``) on topics renamed
   under a per-run prefix, so a bench never touches a real hub's topics.
 """
@@ -104,6 +107,34 @@ def peer(bootstrap: str, prefix: str, group: str) -> None:
     faust.Worker(app, loglevel="WARN", quiet=True).execute_from_commandline()  # `faust worker` default
 
 
+def floor(bootstrap: str, prefix: str, group: str) -> None:
+    import faust
+
+    from aiguillage.config import Settings
+    from streams import lots, raccourcis_faust, ramasse_miettes
+    from streams.topology import make_app
+
+    raccourcis_faust.installer()
+    app = make_app(Settings(broker=f"kafka://{bootstrap}", worker_id=group))
+    codec = AvroCodec()
+    source, dest = app.topic(entree(prefix)), app.topic(sortie(prefix))
+
+    @app.agent(source, concurrency=1)
+    async def copie(stream):  # type: ignore[no-untyped-def]
+        async for events in lots.par_lots(stream):
+            acks = []
+            for event in events:
+                try:
+                    value = codec.encode("Signalement", codec.decode("Signalement", event.message.value))
+                except CodecError:
+                    continue
+                acks.append(await dest.send(key=event.message.key, value=value))
+            await lots.acquittements(acks)  # the batch is acked (committed) once its outputs are
+
+    ramasse_miettes.regler()
+    faust.Worker(app, loglevel="WARN", quiet=True).execute_from_commandline()
+
+
 def hub(bootstrap: str, prefix: str, group: str) -> None:
     from aiguillage.config import Settings
 
@@ -119,7 +150,7 @@ def hub(bootstrap: str, prefix: str, group: str) -> None:
     run(Settings(broker=f"kafka://{bootstrap}", worker_id=group))  # exactly what `aiguillage worker` runs
 
 
-KINDS = {"limit": limit, "peer": peer, "hub": hub}
+KINDS = {"limit": limit, "peer": peer, "floor": floor, "hub": hub}
 
 
 def main() -> None:
