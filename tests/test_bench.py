@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from aiguillage.bench.domaine import ETAPES
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.broker
@@ -38,6 +39,9 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
     assert re.search(r"hub / limit p99: \d+\.\d+", proc.stdout)
     assert re.search(r"hub / floor throughput: \d+\.\d+", proc.stdout)
     assert re.search(r"floor / limit throughput: \d+\.\d+", proc.stdout)
+    assert re.search(r"hub's own work without Kafka \(2,000 signalements\): \d+ µs per signalement "
+                     r"\(decode and validate \d+, .*\): at most [\d,]+/s on one core; the targets ask for [\d,]+/s",
+                     proc.stdout)
     assert re.search(r"hub latency by stage, p50 / p99 ms: to the routing decision \d+ / \d+; "
                      r"to the Affectation sent \d+ / \d+; to the bench's read \d+ / \d+", proc.stdout)
 
@@ -59,6 +63,10 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
                                       "hub_floor_throughput", "floor_limit_throughput", "floor_limit_p99"}
     assert all(v > 0 for v in figures["ratios"].values())
     assert len(figures["loadavg_before"]) == 3
+    domaine = figures["domain"]
+    assert domaine["count"] == 2000 and set(domaine["stages_us"]) == set(ETAPES)
+    assert math.isclose(domaine["us_per_msg"], sum(domaine["stages_us"].values()), abs_tol=1)
+    assert math.isclose(domaine["max_per_s_one_core"], 1e6 / domaine["us_per_msg"], rel_tol=0.01)
 
 
 def test_bench_refuses_an_unknown_contender():

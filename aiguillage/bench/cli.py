@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,13 @@ FLAT_RSS_GROWTH = 0.10
 
 def ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b and not math.isnan(a) and not math.isnan(b) else None
+
+
+def targets_rate(results: dict) -> float | None:
+    """The hub rate the throughput targets ask for in this run (the higher of the two)."""
+    asks = [TARGET_VS_LIMIT * results["limit"]["msgs_per_s"] if "limit" in results else 0.0,
+            TARGET_VS_PEER * results["peer"]["msgs_per_s"] if "peer" in results else 0.0]
+    return max(asks) or None
 
 
 def summary(results: dict, memory_check: bool) -> dict:
@@ -56,6 +64,19 @@ def summary(results: dict, memory_check: bool) -> dict:
     return out
 
 
+DOMAINE_N = 20_000  # signalements through the hub's pure work: a few seconds, steady figures
+
+
+def mesurer_domaine(count: int, run_id: str, progress: Callable[[str, int, int], None]) -> dict:
+    """The hub's own work without Kafka (aiguillage.bench.domaine), on the run's signalements."""
+    from aiguillage.bench.domaine import mesurer
+    from aiguillage.bench.donnees import generer
+
+    n, phase = min(count, DOMAINE_N), "hub: work without Kafka"
+    progress(phase, 0, n)
+    return mesurer(generer(n, run_id), lambda done: progress(phase, done, n))
+
+
 def render(console: Console, out: dict, meta: dict) -> None:
     table = Table(title=f"aiguillage bench: {meta['count']:,} signalements, latency at {meta['rate']}/s, "
                   f"hub tables {meta['store']}, "
@@ -78,6 +99,13 @@ def render(console: Console, out: dict, meta: dict) -> None:
                 f"{label} {p50:.0f} / {p99:.0f}" for label, (p50, p99) in f["stages_ms"].items()))
     for key, value in out["ratios"].items():
         console.print(f"{labels[key]}: {value if value is not None else 'n/a'}")
+    if "domain" in out:
+        d, needed = out["domain"], targets_rate(out["results"])
+        etapes = ", ".join(f"{k} {v:.0f}" for k, v in d["stages_us"].items())
+        demande = f"; the targets ask for {needed:,.0f}/s" if needed else ""
+        console.print(f"hub's own work without Kafka ({d['count']:,} signalements): {d['us_per_msg']:.0f} µs per "
+                      f"signalement ({etapes}): at most {d['max_per_s_one_core']:,}/s on one core{demande}",
+                      soft_wrap=True)  # one line, even piped: scripts grep it
     if "memory" in out:
         m = out["memory"]
         console.print(f"hub RSS after 100,000: {m['hub_rss_mb_100k']} MB, after 400,000: "
@@ -105,7 +133,8 @@ def bench(
     and the floor (the same copy with the hub's own Faust settings and batches: what Faust itself
     costs): messages/s on a backlog, end-to-end latency p50/p99 at a fixed offered rate, peak resident
     memory, and the ratios hub / limit, hub / peer, hub / floor and floor / limit. Each contender
-    runs in its own process on fresh topics.
+    runs in its own process on fresh topics. Last, the hub's own work per signalement without
+    Kafka, in this process: the rate no transport can take the hub past on one core.
 
     Example:  aiguillage bench --count 200000 --rate 500 --json bench.json
     """
@@ -145,6 +174,7 @@ def bench(
                 bar.update(tasks[phase], completed=done)
 
             results = asyncio.run(run([k for k in KINDS if k in only], opts, progress))
+            domaine = mesurer_domaine(count, opts.run_id, progress) if "hub" in only else None
     except BenchError as exc:
         err.print(f"[bold red]bench failed:[/] {exc}")
         raise typer.Exit(1) from None
@@ -153,6 +183,8 @@ def bench(
             embedded.stop()
     meta["loadavg_after"] = os.getloadavg()
     out = {**meta, **summary(results, memory_check)}
+    if domaine is not None:
+        out["domain"] = domaine
     to_stderr = json_path == "-"
     stream = sys.stderr if to_stderr else sys.stdout
     # Piped into a file or a script: wide enough for the whole table, never wrapped.
