@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from aiguillage.agregats import calcul
 from aiguillage.bench.donnees import Enregistrement
 from aiguillage.codec import AvroCodec
+from aiguillage.config import Settings
 from aiguillage.domain import Affectation, Signalement
 from aiguillage.routing import cycle
 from aiguillage.routing.affectation import avec_placement, orienter, placer
@@ -35,7 +36,8 @@ def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], Non
     from streams.cycle import ce_qui_reste
     from streams.routage import lot_de_demandes
 
-    codec, moteur = AvroCodec(), ConfigCourante().moteur
+    codec = AvroCodec()
+    moteur = ConfigCourante(Settings().routing_file).moteur  # the file the hub contender reads
     charges: dict[str, int] = {}  # caseloads grow as in a backlog: no case closes
     temps = dict.fromkeys(ETAPES, 0.0)
     maintenant = datetime.now(UTC)
