@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +17,8 @@ from aiguillage.cli_agregats import register as register_agregats
 from aiguillage.config import MissingSecret, Settings
 from aiguillage.routing_cli import app as routing_app
 from aiguillage.schema_registry import SchemaRegistryError, make_codec
+
+DATA_DIR = Path("var")  # `aiguillage up`'s logs (and SQLite file) by default
 
 app = typer.Typer(
     help="Aiguillage: route signalements from partners to caseworker queues.\n\n"
@@ -50,7 +53,7 @@ def _logging(level: str) -> None:
 @app.command()
 def up(
     port: int = typer.Option(8080, help="HTTP port of the gateway, read side and dashboard."),
-    data_dir: Path = typer.Option(Path("var"), help="Where logs (and the SQLite file by default) go."),
+    data_dir: Annotated[Path, typer.Option(help="Where logs (and the SQLite file by default) go.")] = DATA_DIR,
     demo: bool = typer.Option(False, "--demo", help="Add simulated partners and caseworkers (a year in 10 minutes)."),
 ) -> None:
     """Run the whole hub on this machine: embedded broker (unless AIGUILLAGE_BROKER is set),

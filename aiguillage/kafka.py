@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -88,7 +89,5 @@ class Publieur:
 
 
 async def _quietly_stop(producer: AIOKafkaProducer) -> None:
-    try:
+    with contextlib.suppress(Exception):  # stopping a broken producer may fail; nothing to keep
         await asyncio.wait_for(producer.stop(), 5)
-    except Exception:  # noqa: BLE001 - stopping a broken producer may fail; nothing to keep
-        pass
