@@ -42,6 +42,14 @@ def hub_topic_names(prefix: str) -> list[str]:
     return [renamed(prefix, t.name) for t in topics.hub_topics()]
 
 
+def recoder(codec: AvroCodec, value: bytes | None) -> bytes | None:
+    """The limit's and the floor's copy: decode and re-encode; None for a bad record (skipped)."""
+    try:
+        return codec.encode("Signalement", codec.decode("Signalement", value))
+    except CodecError:
+        return None
+
+
 async def _limit(bootstrap: str, prefix: str, group: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -71,11 +79,8 @@ async def _limit(bootstrap: str, prefix: str, group: str) -> None:
             acks = []
             for records in batch.values():
                 for r in records:
-                    try:
-                        value = codec.encode("Signalement", codec.decode("Signalement", r.value))
-                    except CodecError:
-                        continue
-                    acks.append(await producer.send(out, value, key=r.key))
+                    if (value := recoder(codec, r.value)) is not None:
+                        acks.append(await producer.send(out, value, key=r.key))
             if acks:
                 await asyncio.gather(*acks)  # at least once: commit only what the broker acknowledged
                 await consumer.commit()
@@ -124,11 +129,8 @@ def floor(bootstrap: str, prefix: str, group: str) -> None:
         async for events in lots.par_lots(stream):
             acks = []
             for event in events:
-                try:
-                    value = codec.encode("Signalement", codec.decode("Signalement", event.message.value))
-                except CodecError:
-                    continue
-                acks.append(await dest.send(key=event.message.key, value=value))
+                if (value := recoder(codec, event.message.value)) is not None:
+                    acks.append(await dest.send(key=event.message.key, value=value))
             await lots.acquittements(acks)  # the batch is acked (committed) once its outputs are
 
     ramasse_miettes.regler()

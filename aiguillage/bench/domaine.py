@@ -11,6 +11,7 @@ per second on one core, whatever carries its records (issue 8).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -66,8 +67,7 @@ def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], Non
         t6 = horloge()
         calcul.difference(None, APPLIQUER["Affectation"](None, data))
         t7 = horloge()
-        for etape, (a, b) in zip(ETAPES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6), (t6, t7)),
-                                 strict=True):
+        for etape, (a, b) in zip(ETAPES, itertools.pairwise((t0, t1, t2, t3, t4, t5, t6, t7)), strict=True):
             temps[etape] += b - a
         if i % 1000 == 999:
             progress(i + 1)
