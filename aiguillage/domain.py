@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -42,12 +43,14 @@ class Situation(StrEnum):
     FONCTIONNAIRE = "fonctionnaire"
     SANS_ACTIVITE = "sans-activite"
     AUTRE = "autre"
+    NON_RENSEIGNE = "non-renseigne"  # the partner did not say (a plain FHIR ServiceRequest): routing decides without it
 
 
 class Risque(StrEnum):
     MALADIE = "maladie"
     AT_MP = "at-mp"
     INVALIDITE = "invalidite"
+    NON_RENSEIGNE = "non-renseigne"  # the partner did not say
 
 
 class Motif(StrEnum):
@@ -116,7 +119,8 @@ class Signalement(BaseModel):
     arret_jours: int | None = Field(default=None, ge=0, le=3650)
     motif: Motif
     axe_suggere: Axe | None = None
-    consentement: bool
+    # None: the partner did not say (Signalement.v2); it goes to the consent queue like a no.
+    consentement: bool | None
     commentaire: str | None = Field(default=None, max_length=COMMENTAIRE_MAX)
 
     @field_validator("signalement_id")
@@ -134,7 +138,7 @@ class Signalement(BaseModel):
             return self.tranche_age
         return tranche_age(self.annee_naissance, quand.astimezone(UTC).year)
 
-    def to_avro(self) -> dict:
+    def to_avro(self) -> dict[str, Any]:
         return self.model_dump(mode="python")
 
     def cle(self) -> bytes:
@@ -173,7 +177,7 @@ class Affectation(BaseModel):
     risque: Risque | None = None
     tranche_age: TrancheAge | None = None
 
-    def to_avro(self) -> dict:
+    def to_avro(self) -> dict[str, Any]:
         return self.model_dump(mode="python")
 
     def cle(self) -> bytes:
@@ -235,7 +239,7 @@ class Suivi(BaseModel):
     participants: int | None = Field(default=None, ge=1)
     commentaire: str | None = Field(default=None, max_length=COMMENTAIRE_MAX)
 
-    def to_avro(self) -> dict:
+    def to_avro(self) -> dict[str, Any]:
         return self.model_dump(mode="python")
 
     def cle(self) -> bytes:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
+from aiguillage.broker_profile import profile
 from aiguillage.codec import AvroCodec
+from aiguillage.config import get_settings
+from aiguillage.embedded.outbox import Outbox
 from aiguillage.security import kafka_client_kwargs
 
 
@@ -20,17 +24,19 @@ def partition_de(cle: bytes, n: int) -> int:
     return (murmur2(cle) & 0x7FFFFFFF) % n
 
 
+PUBLISH_TIMEOUT = 10.0  # seconds a write may wait for its ack before the caller hears "no"
+
+
 class BrokerIndisponible(RuntimeError):
     """The broker did not acknowledge a write in time: the caller must not say it was accepted."""
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
-    # acks=all and no idempotence: the embedded broker has no InitProducerId, and
-    # every effect downstream is idempotent (deterministic ids, upserts, dedup).
+    # acks=all everywhere; idempotent on Kafka, not on the embedded broker (no InitProducerId),
+    # where every effect downstream is idempotent anyway (deterministic ids, upserts, dedup).
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
-        "acks": "all",
-        "enable_idempotence": False,
+        **profile(get_settings()).producer_settings(),
         "linger_ms": 5,
         "request_timeout_ms": 10_000,
         "client_id": "aiguillage",
@@ -47,10 +53,12 @@ class Publieur:
     came up while the broker was away recovers by itself when it is back.
     """
 
-    def __init__(self, bootstrap: str, codec: AvroCodec | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, codec: AvroCodec | None = None, timeout: float = PUBLISH_TIMEOUT,
+                 outbox: Outbox | None = None) -> None:
         self.bootstrap = bootstrap
         self.codec = codec or AvroCodec()
         self.timeout = timeout
+        self.outbox = outbox  # the embedded mode's: what is answered 202 is kept there first
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -66,17 +74,26 @@ class Publieur:
                 self._producer = producer
             return self._producer
 
-    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None, durable: bool = False,
+                       headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Send and wait for the broker's ack. ``durable``: a record the caller will acknowledge to
+        a partner, kept in the outbox first when there is one (aiguillage/embedded/outbox.py)."""
+        if durable and self.outbox is not None:
+            try:
+                await asyncio.to_thread(self.outbox.append, topic, value, key)
+            except sqlite3.Error as exc:
+                raise BrokerIndisponible(f"the outbox refused the record for {topic}: {exc}") from exc
         try:
             producer = await self._ensure()
-            fut = await producer.send(topic, value=value, key=key)
+            fut = await producer.send(topic, value=value, key=key, headers=headers)
             await asyncio.wait_for(fut, self.timeout)
         except (TimeoutError, KafkaError, OSError) as exc:
             await self._reset()
             raise BrokerIndisponible(f"the broker did not acknowledge the write to {topic}: {type(exc).__name__}") from exc
 
-    async def send(self, topic: str, schema: str, record: dict[str, Any], key: bytes | None = None) -> None:
-        await self.send_raw(topic, self.codec.encode(schema, record), key)
+    async def send(self, topic: str, schema: str, record: dict[str, Any], key: bytes | None = None,
+                   durable: bool = False, headers: list[tuple[str, bytes]] | None = None) -> None:
+        await self.send_raw(topic, self.codec.encode(schema, record), key, durable, headers)
 
     async def _reset(self) -> None:
         async with self._lock:

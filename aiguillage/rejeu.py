@@ -5,6 +5,12 @@ partner's connector (stages ``gateway`` and ``batch``) or the stream's decoding
 and validation (stage ``stream``). What passes is re-injected on the ingress
 topic; what still fails is reported, and not dead-lettered a second time.
 Replaying twice is harmless: ids are deterministic and the stream deduplicates.
+
+A record an inner stage could not process or whose outputs were never acknowledged (stages
+``equipes``, ``cycle``, ``agregats``) goes back to the topic it was read from: a team's
+message keyed by its team (so to the team's partition), the others as they were. Those stages
+are idempotent: a team message finds its case recorded and sends its Affectation again.
+The sinks' stages are not replayed here: a sink re-reads its own topic.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from aiguillage.codec import AvroCodec, CodecError
 from aiguillage.dlq import Rejet, dechiffrer
 from aiguillage.domain import Signalement, Source
 from aiguillage.kafka import Publieur
+from aiguillage.routing import messages
 from connectors.base import rejet_de_validation, verifier_provenance
 from connectors.registry import CONNECTORS
 
@@ -75,6 +82,26 @@ class Rejeu:
     reinjectes: list[str] = field(default_factory=list)  # signalement_ids
     echecs: list[tuple[dict[str, Any], Rejet]] = field(default_factory=list)
     ignores: list[dict[str, Any]] = field(default_factory=list)
+    internes: int = 0  # records of an inner stage sent back to their topic
+
+
+INTERNES = ("equipes", "cycle", "agregats")  # the worker's inner stages (streams/teams.py, lifecycle, figures)
+
+
+async def _rejouer_interne(d: dict[str, Any], payload: bytes, publieur: Publieur, bilan: Rejeu) -> None:
+    topic = d["original_topic"]
+    if d["stage"] != "equipes":
+        await publieur.send_raw(topic, payload, d["original_key"])
+        bilan.internes += 1
+        return
+    try:
+        recus = messages.decoder(d["original_key"], payload)
+    except (ValidationError, ValueError) as exc:
+        bilan.echecs.append((d, Rejet("message-invalide", f"{type(exc).__name__}: {exc}"[:500])))
+        return
+    for equipe, m in recus:
+        await publieur.send_raw(topic, messages.encoder(m), equipe.encode())
+        bilan.internes += 1
 
 
 def _relire_flux(codec: AvroCodec, payload: bytes, topic: str) -> Signalement | Rejet:
@@ -113,6 +140,8 @@ async def rejouer(rejets: list[dict[str, Any]], publieur: Publieur, cle_dlq: byt
                 else:
                     await publieur.send(topics.entrants(item.source), "Signalement", item.to_avro(), key=item.cle())
                     bilan.reinjectes.append(item.signalement_id)
+        elif d["stage"] in INTERNES and d["original_topic"]:
+            await _rejouer_interne(d, payload, publieur, bilan)
         else:
             bilan.ignores.append(d)  # sink stages: the sink re-reads its own topic
     return bilan

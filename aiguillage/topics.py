@@ -14,6 +14,7 @@ REJETES = "signalements.rejetes"
 AFFECTATIONS = "affectations"
 SUIVIS = "suivis"
 AGREGATS = "agregats"
+AUDIT = "audit"  # every read of personal rows and every change (aiguillage/auth/audit.py)
 
 
 def entrants(source: Source | str) -> str:
@@ -38,6 +39,8 @@ def hub_topics() -> list[TopicSpec]:
         TopicSpec(AFFECTATIONS, "Affectation", {}),
         TopicSpec(SUIVIS, "Suivi", {}),
         TopicSpec(AGREGATS, "Agregat", {"cleanup.policy": "compact"}),
+        # A trail is kept, never compacted: one year on the broker (the SQL table keeps it after).
+        TopicSpec(AUDIT, "Audit", {"cleanup.policy": "delete", "retention.ms": str(366 * 24 * 3600 * 1000)}),
     ]
     specs += [TopicSpec(retours(s), "Retour", {}) for s in Source]
     return specs

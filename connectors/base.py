@@ -31,7 +31,7 @@ class PartnerRecord(BaseModel):
 
     def reference_partenaire(self) -> str:
         """The partner's own reference; a field named ``reference`` is used by default."""
-        return str(self.reference)
+        return str(getattr(self, "reference"))  # noqa: B009 - a field of the subclass
 
     def canonique(self) -> dict[str, Any]:  # pragma: no cover - abstract
         """Canonical Signalement fields, without id, source, recu_le and NIR."""
@@ -66,6 +66,10 @@ class Connector(ABC):
     source: ClassVar[Source]
     media_types: ClassVar[tuple[str, ...]]
     model: ClassVar[type[PartnerRecord]]
+
+    def corps_du_refus(self, rejet: Rejet) -> tuple[dict[str, Any], str]:
+        """The body and media type of a refusal answer, in the partner's terms (JSON by default)."""
+        return rejet.as_json(), "application/json"
 
     @abstractmethod
     def records(self, body: bytes) -> Iterator[Lu | Rejet]:
@@ -147,3 +151,13 @@ def objet_json(body: bytes, quoi: str) -> Lu | Rejet:
     if not isinstance(data, dict):
         return Rejet("json-invalide", f"the body must be one JSON object ({quoi})")
     return Lu(data)
+
+
+class ConnecteurJson(Connector):
+    """A partner that posts one JSON object per signalement."""
+
+    media_types = ("application/json",)
+    quoi: ClassVar[str]  # what the partner sends, named in the error when the body is not one object
+
+    def records(self, body: bytes) -> Iterator[Lu | Rejet]:
+        yield objet_json(body, self.quoi)

@@ -18,24 +18,14 @@ suggested to the PDP axe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from aiguillage.dlq import Rejet
-from aiguillage.domain import (
-    COMMENTAIRE_MAX,
-    Axe,
-    Motif,
-    Risque,
-    Sexe,
-    Situation,
-    Source,
-    departement_de_commune,
-)
-from connectors.base import Connector, Lu, PartnerRecord, objet_json
+from aiguillage.domain import Axe, Motif, Risque, Sexe, Situation, Source
+from connectors import champs
+from connectors.base import ConnecteurJson, PartnerRecord
 
 STATUTS = {
     "SALARIE": Situation.SALARIE,
@@ -59,22 +49,22 @@ MOTIFS = {
 
 class Beneficiaire(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    numeroSecuriteSociale: str = Field(min_length=13, max_length=21)
+    numeroSecuriteSociale: champs.NirSaisi
     civilite: Literal["Mme", "M."]
     dateNaissance: date
-    codeCommune: str = Field(pattern=r"^(\d{5}|2[AB]\d{3})$")
-    codePostal: str | None = Field(default=None, pattern=r"^\d{5}$")
+    codeCommune: champs.CommuneInsee
+    codePostal: champs.CodePostal | None = None
 
 
 class Arret(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dateDebut: date
-    nbJours: int = Field(ge=0, le=3650)
+    nbJours: champs.JoursArret
 
 
 class DossierCapEmploi(PartnerRecord):
     model_config = ConfigDict(extra="forbid")
-    idDossier: str = Field(min_length=1, max_length=100)
+    idDossier: champs.Reference
     dateOrientation: date | None = None
     beneficiaire: Beneficiaire
     statutEmploi: Literal[tuple(STATUTS)]  # type: ignore[valid-type]
@@ -82,7 +72,7 @@ class DossierCapEmploi(PartnerRecord):
     motifOrientation: Literal[tuple(MOTIFS)]  # type: ignore[valid-type]
     arretEnCours: Arret | None = None
     accordBeneficiaire: bool
-    observations: str | None = Field(default=None, max_length=COMMENTAIRE_MAX)
+    observations: champs.Commentaire | None = None
 
     def nir_en_clair(self) -> str:
         return self.beneficiaire.numeroSecuriteSociale
@@ -92,28 +82,14 @@ class DossierCapEmploi(PartnerRecord):
 
     def canonique(self) -> dict[str, Any]:
         b, arret = self.beneficiaire, self.arretEnCours
-        return {
-            "annee_naissance": b.dateNaissance.year,
-            "sexe": Sexe.F if b.civilite == "Mme" else Sexe.M,
-            "code_postal": b.codePostal,
-            "commune_insee": b.codeCommune,
-            "departement": departement_de_commune(b.codeCommune),
-            "situation": STATUTS[self.statutEmploi],
-            "risque": RISQUES[self.natureRisque],
-            "arret_debut": arret.dateDebut if arret else None,
-            "arret_jours": arret.nbJours if arret else None,
-            "motif": MOTIFS[self.motifOrientation],
-            "axe_suggere": Axe.PDP,
-            "consentement": self.accordBeneficiaire,
-            "commentaire": self.observations,
-        }
+        return champs.canonique(
+            annee_naissance=b.dateNaissance.year, sexe=Sexe.F if b.civilite == "Mme" else Sexe.M,
+            commune_insee=b.codeCommune, code_postal=b.codePostal, situation=STATUTS[self.statutEmploi],
+            risque=RISQUES[self.natureRisque], motif=MOTIFS[self.motifOrientation], axe=Axe.PDP,
+            arret=(arret.dateDebut, arret.nbJours) if arret else None, consentement=self.accordBeneficiaire,
+            commentaire=self.observations)
 
 
-class CapEmploiConnector(Connector):
-    source = Source.CAP_EMPLOI
-    media_types = ("application/json",)
-    model = DossierCapEmploi
-    nir_field = "beneficiaire.numeroSecuriteSociale"
-
-    def records(self, body: bytes) -> Iterator[Lu | Rejet]:
-        yield objet_json(body, "a Cap emploi dossier")
+class CapEmploiConnector(ConnecteurJson):
+    source, model, nir_field = Source.CAP_EMPLOI, DossierCapEmploi, "beneficiaire.numeroSecuriteSociale"
+    quoi = "a Cap emploi dossier"

@@ -29,7 +29,7 @@ from typing import IO, Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from aiguillage import topics
+from aiguillage import metrics, topics
 from aiguillage.codec import AvroCodec
 from aiguillage.dlq import Rejet, dead_letter
 from aiguillage.domain import Signalement, Source
@@ -41,7 +41,7 @@ DETAILS_MAX = 10_000  # rejected lines listed one by one in the summary; the DLQ
 
 
 @dataclass
-class Bilan:
+class IngestSummary:
     lus: int = 0
     publies: int = 0
     deja_traites: int = 0  # lines acknowledged by an earlier run of the same file, skipped
@@ -93,12 +93,12 @@ class Ingestion:
     def _etat(self) -> Path:
         return self.etat_dir / f"{self.source.value}-{empreinte(self.path)}.json"
 
-    async def run(self, avancer: Callable[[int], None] = lambda n: None) -> Bilan:
+    async def run(self, avancer: Callable[[int], None] = lambda n: None) -> IngestSummary:
         etat = self._etat()
         avant = {} if self.force or not etat.exists() else json.loads(etat.read_text())
         deja = int(avant.get("lignes", 0))
         connector = CONNECTORS[self.source]
-        bilan = Bilan(rejetes_avant=int(avant.get("rejetes", 0)))
+        summary = IngestSummary(rejetes_avant=int(avant.get("rejetes", 0)))
         producer = AIOKafkaProducer(
             **producer_config(self.bootstrap, linger_ms=20, max_batch_size=512 * 1024, request_timeout_ms=30_000)
         )
@@ -116,7 +116,7 @@ class Ingestion:
             if en_vol:
                 await asyncio.gather(*en_vol)
                 en_vol.clear()
-            self._sauver(etat, jusqua, bilan.rejetes_avant + bilan.rejetes)
+            self._sauver(etat, jusqua, summary.rejetes_avant + summary.rejetes)
 
         try:
             with self.path.open("rb") as f:
@@ -130,25 +130,28 @@ class Ingestion:
                 for item in items:
                     ligne = item.ligne
                     if ligne is not None and ligne <= deja:
-                        bilan.deja_traites += 1
+                        summary.deja_traites += 1
                         continue
                     resultat = item if isinstance(item, Rejet) else connector.convertir(item, recu_le, self.cle_pseudonyme)
-                    bilan.lus += 1
+                    summary.lus += 1
                     if isinstance(resultat, Signalement):
                         value = self.codec.encode("Signalement", resultat.to_avro())
                         en_vol.append(await producer.send(topic, value=value, key=resultat.cle()))
-                        bilan.publies += 1
+                        summary.publies += 1
+                        metrics.RECUS.labels(self.source.value, "lot").inc()
                     else:
                         if resultat.ligne is None:
                             resultat = replace(resultat, ligne=ligne)
-                        bilan.rejeter(resultat)
-                        bilan.fichier_refuse = bilan.fichier_refuse or resultat.ligne in (None, 1)
+                        summary.rejeter(resultat)
+                        summary.fichier_refuse = summary.fichier_refuse or resultat.ligne in (None, 1)
                         dl = dead_letter(
                             self.cle_dlq, source=self.source.value, stage="batch", rejet=resultat,
                             payload=resultat.brut or document or lignes.courante,
                             content_type=connector.media_types[0],
                         )
                         en_vol.append(await producer.send(topics.REJETES, value=self.codec.encode("DeadLetter", dl)))
+                        metrics.REJETES.labels(self.source.value, "batch", resultat.code).inc()
+                        metrics.DLQ.labels(self.source.value, "batch", resultat.code).inc()
                     derniere = ligne or derniere
                     if len(en_vol) >= self.fenetre:
                         await vider(derniere)
@@ -157,7 +160,7 @@ class Ingestion:
             raise BrokerIndisponible(f"the broker stopped acknowledging writes: {type(exc).__name__}") from exc
         finally:
             await producer.stop()
-        return bilan
+        return summary
 
     def _sauver(self, etat: Path, lignes: int, rejetes: int) -> None:
         etat.parent.mkdir(parents=True, exist_ok=True)

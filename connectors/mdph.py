@@ -19,19 +19,11 @@ from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict
 
 from aiguillage.dlq import Rejet
-from aiguillage.domain import (
-    COMMENTAIRE_MAX,
-    Axe,
-    Motif,
-    Risque,
-    Sexe,
-    Situation,
-    Source,
-    departement_de_commune,
-)
+from aiguillage.domain import Axe, Motif, Risque, Situation, Source
+from connectors import champs
 from connectors.base import Connector, Lu, PartnerRecord
 
 NS = "urn:aiguillage:mdph:1"
@@ -46,33 +38,22 @@ def _booleen_xsd(v: Any) -> Any:
     return v
 
 
-class Personne(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    nir: str = Field(min_length=13, max_length=21)
-    sexe: Sexe
-    anneeNaissance: int = Field(ge=1900, le=2100)
-    communeInsee: str = Field(pattern=r"^(\d{5}|2[AB]\d{3})$")
-    codePostal: str | None = Field(default=None, pattern=r"^\d{5}$")
-
-
-class ArretTravail(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    debut: date
-    jours: int = Field(ge=0, le=3650)
+class ArretTravail(champs.ArretTravail):
+    model_config = ConfigDict(extra="ignore")  # other attributes of <arretTravail> are not ours
 
 
 class SignalementMdph(PartnerRecord):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    numeroDemande: str = Field(min_length=1, max_length=100)
+    numeroDemande: champs.Reference
     dateDecision: date | None = None
-    personne: Personne
+    personne: champs.AssureCamel
     situation: Situation
     risque: Risque
     motif: Motif
     axePropose: Axe | None = None
     arretTravail: ArretTravail | None = None
     consentement: Annotated[bool, BeforeValidator(_booleen_xsd)]
-    commentaire: str | None = Field(default=None, max_length=COMMENTAIRE_MAX)
+    commentaire: champs.Commentaire | None = None
 
     def nir_en_clair(self) -> str:
         return self.personne.nir
@@ -81,22 +62,10 @@ class SignalementMdph(PartnerRecord):
         return self.numeroDemande
 
     def canonique(self) -> dict[str, Any]:
-        p, arret = self.personne, self.arretTravail
-        return {
-            "annee_naissance": p.anneeNaissance,
-            "sexe": p.sexe,
-            "code_postal": p.codePostal,
-            "commune_insee": p.communeInsee,
-            "departement": departement_de_commune(p.communeInsee),
-            "situation": self.situation,
-            "risque": self.risque,
-            "arret_debut": arret.debut if arret else None,
-            "arret_jours": arret.jours if arret else None,
-            "motif": self.motif,
-            "axe_suggere": self.axePropose,
-            "consentement": self.consentement,
-            "commentaire": self.commentaire,
-        }
+        arret = self.arretTravail
+        return champs.assure(self.personne, situation=self.situation, risque=self.risque, motif=self.motif,
+                             axe=self.axePropose, arret=(arret.debut, arret.jours) if arret else None,
+                             consentement=self.consentement, commentaire=self.commentaire)
 
 
 def _nom(el: Element) -> str:

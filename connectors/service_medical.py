@@ -26,19 +26,11 @@ from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict
 
 from aiguillage.dlq import Rejet
-from aiguillage.domain import (
-    COMMENTAIRE_MAX,
-    Axe,
-    Motif,
-    Risque,
-    Sexe,
-    Situation,
-    Source,
-    departement_de_commune,
-)
+from aiguillage.domain import Axe, Motif, Risque, Sexe, Situation, Source
+from connectors import champs
 from connectors.base import Connector, Lu, PartnerRecord
 
 COLONNES_REQUISES = (
@@ -87,40 +79,30 @@ DateFr = Annotated[date, BeforeValidator(_date_fr)]
 
 class LigneServiceMedical(PartnerRecord):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-    reference: str = Field(min_length=1, max_length=100)
-    nir: str = Field(min_length=13, max_length=21)
+    reference: champs.Reference
+    nir: champs.NirSaisi
     sexe: Annotated[Sexe, BeforeValidator(_sexe_insee)]
     date_naissance: DateFr
-    commune_insee: str = Field(pattern=r"^(\d{5}|2[AB]\d{3})$")
-    code_postal: Annotated[str | None, Optionnel] = Field(default=None, pattern=r"^\d{5}$")
+    commune_insee: champs.CommuneInsee
+    code_postal: Annotated[champs.CodePostal | None, Optionnel] = None
     situation: Situation
     risque: Risque
     date_debut_arret: Annotated[DateFr | None, Optionnel] = None
-    jours_arret: Annotated[int | None, Optionnel] = Field(default=None, ge=0, le=3650)
+    jours_arret: Annotated[champs.JoursArret | None, Optionnel] = None
     motif: Motif
     axe_propose: Annotated[Axe | None, Optionnel] = None
     consentement: Annotated[bool, BeforeValidator(_oui_non)]
-    commentaire: Annotated[str | None, Optionnel] = Field(default=None, max_length=COMMENTAIRE_MAX)
+    commentaire: Annotated[champs.Commentaire | None, Optionnel] = None
 
     def nir_en_clair(self) -> str:
         return self.nir
 
     def canonique(self) -> dict[str, Any]:
-        return {
-            "annee_naissance": self.date_naissance.year,
-            "sexe": self.sexe,
-            "code_postal": self.code_postal,
-            "commune_insee": self.commune_insee,
-            "departement": departement_de_commune(self.commune_insee),
-            "situation": self.situation,
-            "risque": self.risque,
-            "arret_debut": self.date_debut_arret,
-            "arret_jours": self.jours_arret,
-            "motif": self.motif,
-            "axe_suggere": self.axe_propose,
-            "consentement": self.consentement,
-            "commentaire": self.commentaire,
-        }
+        return champs.canonique(
+            annee_naissance=self.date_naissance.year, sexe=self.sexe, commune_insee=self.commune_insee,
+            code_postal=self.code_postal, situation=self.situation, risque=self.risque, motif=self.motif,
+            axe=self.axe_propose, arret=(self.date_debut_arret, self.jours_arret),
+            consentement=self.consentement, commentaire=self.commentaire)
 
 
 def _decoder(brut: bytes, ligne: int) -> str | Rejet:

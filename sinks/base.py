@@ -30,20 +30,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
-from aiguillage import topics
+from aiguillage import logs, metrics, topics, tracing
+from aiguillage.broker_profile import profile
 from aiguillage.codec import AvroCodec, CodecError
+from aiguillage.config import get_settings
 from aiguillage.dlq import Rejet, dead_letter
 from aiguillage.kafka import BrokerIndisponible, Publieur
 from aiguillage.security import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RecordRefused(Exception):
@@ -133,9 +138,7 @@ class Sink(ABC):
             auto_offset_reset="earliest",
             client_id=f"aiguillage-sink-{self.name}",
             **kafka_client_kwargs(),
-            # A SIGKILLed sink's partitions go to its successor in seconds, not 45 s.
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
+            **profile(get_settings()).group_settings(),
             # A database outage holds a batch for as long as it lasts; keep the partitions.
             max_poll_interval_ms=3_600_000,
         )
@@ -153,16 +156,25 @@ class Sink(ABC):
             await self._publieur.close()
             log.info("%s: stopped; %d rows written, %d dead letters", self.name, self.written, self.dead_letters)
 
+    async def _tant_que(self, faire: Callable[[], Awaitable[T]], quoi: str,
+                        passager: Callable[[BaseException], bool]) -> T:
+        """``faire()`` until it succeeds, while it fails with what ``passager`` says will pass (a
+        broker or a database away), waiting 0.5 s then twice as long up to ``max_backoff``; a stop
+        ends the wait (:class:`Stopping`). Anything else is raised at once."""
+        def dire(state: RetryCallState) -> None:
+            metrics.REESSAIS.labels(self.name).inc()
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("%s: %s (%s); retrying in %.1fs", self.name, quoi, type(exc).__name__,
+                        state.next_action.sleep if state.next_action else 0)
+
+        async for tentative in AsyncRetrying(retry=retry_if_exception(passager), sleep=self._pause, before_sleep=dire,
+                                             wait=wait_exponential(multiplier=0.5, max=self.max_backoff), reraise=True):
+            with tentative:
+                return await faire()
+        raise AssertionError("unreachable")
+
     async def _start(self, consumer: AIOKafkaConsumer) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                await consumer.start()
-                return
-            except KafkaError as exc:
-                log.warning("%s: broker unavailable (%s); retrying in %.1fs", self.name, type(exc).__name__, backoff)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+        await self._tant_que(consumer.start, "broker unavailable", lambda e: isinstance(e, KafkaError))
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:
@@ -173,13 +185,20 @@ class Sink(ABC):
             log.warning("%s: offset commit of %s[%d] failed (%s); a replay will follow", self.name, tp.topic, tp.partition, type(exc).__name__)
 
     async def _flush(self, records: list[ConsumerRecord]) -> None:
+        await self.codec.connaitre(r.value for r in records)  # a new schema id: fetched, not blocking
         decoded: list[tuple[ConsumerRecord, dict[str, Any]]] = []
         for record in records:
             try:
                 decoded.append((record, self.decode(record)))
             except RecordRefused as refused:
                 await self._dead_letter(record, refused.rejet)
-        await self._write_or_bisect(decoded)
+        spans = [tracing.debut(f"sink {self.name}", r.headers, signalement_id=row.get("signalement_id"))
+                 for r, row in decoded] if tracing.ACTIF else []
+        try:
+            await self._write_or_bisect(decoded)
+        finally:
+            for span in spans:
+                tracing.fin(span)
 
     async def _write_or_bisect(self, decoded: list[tuple[ConsumerRecord, dict[str, Any]]]) -> None:
         """Write the batch; if the database refuses it, halve it until the refused rows are alone."""
@@ -198,20 +217,12 @@ class Sink(ABC):
             await self._write_or_bisect(decoded[half:])
 
     async def _write_retrying(self, rows: list[dict[str, Any]]) -> None:
-        """Write in one transaction; while the database is away, wait and retry (offsets untouched)."""
-        backoff = 0.5
-        while True:
-            try:
-                # In a thread: a slow or absent database must not stall the consumer's heartbeats.
-                await asyncio.to_thread(self._transaction, rows)
-                self.written += len(rows)
-                return
-            except Exception as exc:
-                if refused_for_good(exc):
-                    raise
-                log.warning("%s: database unavailable (%s); retrying in %.1fs", self.name, type(exc).__name__, backoff)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+        """Write in one transaction; while the database is away, wait and retry (offsets untouched).
+        In a thread: a slow or absent database must not stall the consumer's heartbeats."""
+        await self._tant_que(lambda: asyncio.to_thread(self._transaction, rows), "database unavailable",
+                             lambda e: isinstance(e, Exception) and not refused_for_good(e))
+        self.written += len(rows)
+        metrics.ECRITURES.labels(self.name).inc(len(rows))
 
     def _transaction(self, rows: list[dict[str, Any]]) -> None:
         with self.engine.begin() as conn:
@@ -225,7 +236,9 @@ class Sink(ABC):
         raise Stopping
 
     async def _dead_letter(self, record: ConsumerRecord, rejet: Rejet) -> None:
-        log.warning("%s: record %s[%d]@%d dead-lettered: %s", self.name, record.topic, record.partition, record.offset, rejet.reason)
+        with logs.record(topic=record.topic, partition=record.partition, offset=record.offset):
+            log.warning("%s: record %s[%d]@%d dead-lettered: %s", self.name, record.topic, record.partition,
+                        record.offset, rejet.reason)
         dl = dead_letter(
             self.dlq_key,
             source="hub",
@@ -237,14 +250,9 @@ class Sink(ABC):
             original_partition=record.partition,
             original_offset=record.offset,
         )
-        backoff = 0.5
-        while True:
-            try:
-                await self._publieur.send(topics.REJETES, "DeadLetter", dl, key=record.key)
-                self.dead_letters += 1
-                return
-            except BrokerIndisponible:
-                # Not committed, not dropped: wait for the broker like for the database.
-                log.warning("%s: cannot dead-letter yet (broker unavailable); retrying in %.1fs", self.name, backoff)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+        # Not committed, not dropped: wait for the broker like for the database.
+        await self._tant_que(lambda: self._publieur.send(topics.REJETES, "DeadLetter", dl, key=record.key),
+                             "cannot dead-letter yet, broker unavailable", lambda e: isinstance(e, BrokerIndisponible))
+        self.dead_letters += 1
+        metrics.ERREURS_SINK.labels(self.name).inc()
+        metrics.DLQ.labels("hub", f"sink-{self.name}", rejet.code).inc()

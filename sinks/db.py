@@ -107,6 +107,18 @@ retours = Table(
     Column("change_le", DateTime(timezone=True), nullable=False),
 )
 
+audit = Table(
+    "audit",
+    metadata,
+    Column("audit_id", String(36), primary_key=True),
+    Column("qui", String(200), nullable=False, index=True),
+    Column("role", String(500), nullable=False),
+    Column("action", String(40), nullable=False, index=True),
+    Column("signalements", Text, nullable=False),  # the ids, space-separated (searched with LIKE)
+    Column("equipe", String(100)),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

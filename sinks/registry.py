@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sinks.affectations import AffectationsSink
 from sinks.agregats import AgregatsSink
+from sinks.audit import AuditSink
 from sinks.base import Sink
 from sinks.retours import RetoursSink
 from sinks.suivis import SuivisSink
@@ -13,4 +14,5 @@ SINKS: dict[str, type[Sink]] = {
     "suivis": SuivisSink,
     "agregats": AgregatsSink,
     "retours": RetoursSink,
+    "audit": AuditSink,
 }

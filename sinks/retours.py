@@ -42,5 +42,7 @@ class RetoursSink(Sink):
     name = "retours"
 
     def write(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        # The Task JSON (Retour.v2) is for the partner's consumer: /fhir/Task rebuilds it from the row.
+        rows = [{k: v for k, v in r.items() if k != "fhir_task"} for r in rows]
         db.upsert(conn, db.retours, list({r["retour_id"]: r for r in rows}.values()), key="retour_id")
         appliquer_statuts(conn, sorted({r["signalement_id"] for r in rows}))

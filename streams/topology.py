@@ -7,37 +7,15 @@ instead of failing inside Faust's deserializer where it would be skipped unseen.
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from aiguillage import topics
+from aiguillage.broker_profile import profile
 from aiguillage.config import Settings
 from aiguillage.domain import Source
 from aiguillage.security import faust_credentials
-
-# Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and a broker that holds a fetch
-# until that wait is over (the embedded one does, whatever fetch_min_bytes says) then adds
-# up to 1.5 s to every record at low rates. Measured with `aiguillage bench` (issue 8): at
-# 10 ms the idle polling of the worker's ~50 partitions cost the embedded broker 22 % of a
-# core and the hub ran at 314 signalements/s; at 50 ms, 390/s with half the broker CPU.
-FETCH_MAX_WAIT_MS = 50
-
-
-def _short_fetch_wait() -> None:
-    """Lower the fetch wait of the consumers Faust creates (there is no Faust setting for it)."""
-    from faust.transport.drivers import aiokafka as driver
-
-    create = driver.AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(create, "short_fetch_wait", False):
-        return
-
-    def create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
-        consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the Fetcher it starts
-        return consumer
-
-    create_worker_consumer.short_fetch_wait = True  # type: ignore[attr-defined]
-    driver.AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
-
 
 # RocksDB, per table and partition (each is a database of its own: ~35 per worker at 4
 # partitions, and as many more with each partition added). Faust's defaults (64 MB memtables
@@ -61,18 +39,19 @@ def options_table() -> dict[str, object]:
 
 
 def make_app(settings: Settings) -> faust.App:
-    _short_fetch_wait()
+    broker = profile(settings)
     # Faust makes its app directory even for tables in memory ("<id>-data" in the current
     # directory by default): under data_dir, with the rest of the worker's state. It creates
     # only the last level.
     (settings.data_dir / "tables").mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         settings.worker_id,
         broker=settings.broker,
         broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir / "tables"),
-        # Tansu has no InitProducerId: at least once, with idempotent effects downstream.
+        # At least once with idempotent effects downstream: no transactions (the embedded broker
+        # has none, and Faust's are fragile), on Kafka too.
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
@@ -82,12 +61,11 @@ def make_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
-        # Ready in seconds, not ~30 s, on the embedded broker: a short session and
-        # rebalance timeout make a join (and a dead member's eviction) quick, and
-        # the default 10 s pause before recovering tables starts is pointless here.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=10.0,
+        # Group timeouts by broker (aiguillage/broker_profile.py): Kafka's usual ones, or short
+        # ones on the embedded broker, where a join took ~30 s with Kafka's.
+        broker_session_timeout=broker.session_timeout,
+        broker_heartbeat_interval=broker.heartbeat_interval,
+        broker_rebalance_timeout=broker.rebalance_timeout,
         stream_recovery_delay=0.0,
         # On SIGTERM, do not wait for every buffered event to be processed (a backlog of a
         # few thousand made shutdown outlast any sane grace period): what is not processed is
@@ -102,16 +80,28 @@ def make_app(settings: Settings) -> faust.App:
         broker_max_poll_records=2000,
         consumer_max_fetch_size=4 * 1024 * 1024,
         # A short linger: the routing agents await their outputs' acks once per batch
-        # (streams/lots.py), so it is paid once per batch, and it lets the changelog, agregats
+        # (streams/batches.py), so it is paid once per batch, and it lets the changelog, agregats
         # and output records of a batch share produce requests instead of one each.
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
         producer_acks=-1,
     )
+    app.broker_profile = broker  # type: ignore[attr-defined]  # read by two of streams/faust_patches.py's patches
+    return app
 
 
 class Topology:
-    """Topics and tables of one app instance (tests build several apps in one process)."""
+    """Topics and tables of one app instance (tests build several apps in one process). The
+    routing state's tables and internal topics are declared by :func:`streams.state.declarer`."""
+
+    equipes: Any
+    signalements: Any
+    assures: Any
+    charges: Any
+    dossiers: Any
+    assures_equipe: Any
+    escalades: Any
+    cycles: Any
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
@@ -121,7 +111,7 @@ class Topology:
         self.retours = {s: app.topic(topics.retours(s), internal=False) for s in Source}
         self.agregats = app.topic(topics.AGREGATS, internal=False)
         self.suivis = app.topic(topics.SUIVIS, internal=False)
-        # Routing state (streams/etat.py explains the keys and why each lives where it does).
-        from streams.etat import declarer
+        # Routing state (streams/state.py explains the keys and why each lives where it does).
+        from streams.state import declarer
 
         declarer(self)

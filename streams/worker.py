@@ -3,53 +3,82 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import faust
 
+from aiguillage import logs, tracing
+from aiguillage.broker_profile import profile
 from aiguillage.config import Settings
 from aiguillage.routing.rechargement import ConfigCourante
 from aiguillage.schema_registry import make_codec
 from streams import (
-    agregats,
-    correctifs_faust,
-    cycle,
-    equipes,
-    raccourcis_faust,
-    ramasse_miettes,
-    routage,
+    faust_patches,
+    figures,
+    gc_tuning,
+    ingress,
+    internal_topics,
+    lifecycle,
+    teams,
 )
-from streams.attente import FilesSurDisque
-from streams.echeances import EcheancesSurDisque
+from streams.dead_letters import DeadLetters
+from streams.deadlines import EcheancesSurDisque
 from streams.topology import Topology, make_app
+from streams.waiting_files import FilesSurDisque
 
 log = logging.getLogger(__name__)
 
 
 def build(settings: Settings) -> faust.App:
-    correctifs_faust.installer()  # no record doubled or lost when a worker restarts
-    raccourcis_faust.installer()  # fewer turns of the event loop per record
-    if settings.embedded_broker:
-        from streams import embarque
-
-        embarque.installer(settings.bootstrap_servers())
+    faust_patches.install(profile(settings))  # refuses to start if what it patches changed
     app = make_app(settings)
     topo = Topology(app)
     codec = make_codec(settings)
     config = ConfigCourante(settings.routing_file)
-    routeur = routage.Routeur(topo, codec, settings.require_dlq_key(), config)
-    routage.install(topo, routeur)
+    rejets = DeadLetters(topo.rejetes, codec, settings.require_dlq_key(), settings.resend_timeout)
+    ingress.install(topo, ingress.Routeur(topo, codec, rejets, config))
     # Tables on disk: their indexes too (waiting files, deadlines), so that memory does not grow
     # with the open work.
     sur_disque = settings.store != "memory://"
     files = FilesSurDisque(settings.data_dir / "attente") if sur_disque else None
-    equipes.install(topo, equipes.Equipes(topo, codec, config, files))
-    ag = agregats.install(app, codec, topo.cycles, settings.seuil_confidentialite, settings.agregats_intervalle)
+    teams.install(topo, teams.Equipes(topo, codec, config, rejets, settings.seuil_confidentialite, files))
+    ag = figures.install(app, codec, topo.cycles, rejets, settings.seuil_confidentialite, settings.agregats_intervalle)
     # The figures' first stage reads the life-cycle agent's topics: it runs in that agent's pass.
     echeances = EcheancesSurDisque(settings.data_dir / "echeances") if sur_disque else None
-    cycle.install(topo, cycle.Cycle(topo, codec, config, routeur, echeances), settings.echeances_intervalle, aussi=ag)
-    app.on_partitions_assigned.connect(log_assignment)
+    purges = EcheancesSurDisque(settings.data_dir / "purges") if sur_disque else None
+    grace = timedelta(days=settings.purge_apres_jours)
+    lifecycle.install(topo, lifecycle.Cycle(topo, codec, config, rejets, echeances, purges, grace),
+                  settings.echeances_intervalle, aussi=ag, entretien=settings.entretien_intervalle)
+    app.on_partitions_assigned.connect(log_assignment)  # type: ignore[arg-type]  # mode's signal types
+    surveiller(app, topo, settings, ag)
     return app
+
+
+def surveiller(app: faust.App, topo: Topology, settings: Settings, ag: Any) -> None:
+    """What an operator reads of the worker: its /metrics, /healthz and /readyz (on
+    AIGUILLAGE_METRICS_PORT), its group's consumer lag and its tables' sizes, every 15 s."""
+    from aiguillage import metrics, ops
+    from aiguillage.security import kafka_client_kwargs
+
+    client = kafka_client_kwargs(settings)
+    tables = {"assures": topo.assures, "charges": topo.charges, "dossiers": topo.dossiers,
+              "assures_equipe": topo.assures_equipe, "escalades": topo.escalades, "cycles": topo.cycles,
+              "agregats_totaux": ag.totaux, "agregats_archives": ag.archives}
+    if settings.metrics_port:
+        checks = {"broker": ops.broker(settings.bootstrap_servers(), **client)}
+        if settings.schema_registry:
+            checks["schema-registry"] = ops.registry(settings.schema_registry)
+
+        @app.task
+        async def exposer() -> None:
+            await ops.serve(settings.metrics_port, checks, host=settings.http_host)  # type: ignore[arg-type]
+
+    @app.timer(interval=15.0, name="surveillance")
+    async def mesurer() -> None:
+        if settings.store == "memory://":  # on disk, a count reads every key: not every 15 s
+            for nom, table in tables.items():
+                metrics.ETAT.labels(nom).set(len(table))
 
 
 async def log_assignment(_app: Any, assigned: set[Any], **_: Any) -> None:
@@ -62,7 +91,16 @@ async def log_assignment(_app: Any, assigned: set[Any], **_: Any) -> None:
 
 
 def run(settings: Settings) -> None:
+    from aiguillage.security import kafka_client_kwargs
+
     app = build(settings)
-    ramasse_miettes.regler()
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    try:
+        internal_topics.creer(app, {"bootstrap_servers": settings.bootstrap_servers(),
+                                    "client_id": f"{settings.worker_id}-admin", **kafka_client_kwargs(settings)})
+    except Exception as exc:  # noqa: BLE001 - Faust declares them too; a broker away is its retry's business
+        log.warning("could not make the internal topics before joining (%s); Faust will", exc)
+    gc_tuning.regler()
+    tracing.configurer("worker")
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
+                          logging_config=logs.config(settings.log_level, settings.log_format, "worker"))
     worker.execute_from_commandline()

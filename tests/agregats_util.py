@@ -11,7 +11,9 @@ from aiguillage.agregats import publication
 from aiguillage.agregats.calcul import Accumulateur
 from aiguillage.codec import AvroCodec, CodecError
 from aiguillage.demo.simulateur import Evenement, affectation_simulee
-from aiguillage.domain import Source
+from aiguillage.domain import Affectation, Source, Suivi
+from aiguillage.routing import cycle
+from aiguillage.routing.rechargement import ConfigCourante
 from tests.kafka_util import read_topic
 
 
@@ -32,13 +34,42 @@ def accumuler_simulation(evenements: Iterable[Evenement]) -> Accumulateur:
     return acc
 
 
+def acceptes(affectations: list[dict[str, Any]], suivis: list[dict[str, Any]]) -> set[str]:
+    """The suivi ids the life cycle accepts, by the same rule the worker applies
+    (:mod:`aiguillage.routing.cycle`): only those count in the figures. Each signalement's
+    suivis in their topic's order, after its first Affectation (one kept before it is applied then)."""
+    moteur = ConfigCourante(None).moteur
+    entrees: dict[str, dict[str, Any] | None] = {}
+    out: set[str] = set()
+    maintenant = datetime.now(UTC)
+    for a in affectations:
+        sid = a["signalement_id"]
+        issue = cycle.sur_affectation(entrees.get(sid), Affectation.model_validate(a), moteur.equipes, moteur.version,
+                                      maintenant)
+        entrees[sid] = issue.entree or entrees.get(sid)
+        out |= {s.suivi_id for s in issue.acceptes}
+    for data in suivis:
+        s = Suivi.model_validate(data)
+        if cycle.problemes_suivi(s):
+            continue
+        if s.signalement_id is None:
+            out.add(s.suivi_id)
+            continue
+        issue = cycle.sur_suivi(entrees.get(s.signalement_id), s, moteur.equipes, moteur.version, maintenant)
+        entrees[s.signalement_id] = issue.entree or entrees.get(s.signalement_id)
+        out |= {x.suivi_id for x in issue.acceptes}
+    return out
+
+
 def recompter(bootstrap: str, seuil: int = publication.SEUIL_PAR_DEFAUT) -> tuple[dict[str, tuple[float | None, bool]], set[str]]:
     """Every figure recounted from the raw topics, as it should be published: cle -> (valeur, masque);
-    and how many demo signalements routing has not decided yet (their figures are not due yet)."""
+    and how many demo signalements routing has not decided yet (their figures are not due yet).
+    A suivi counts only if the life cycle accepted it (:func:`acceptes`)."""
     codec = AvroCodec()
     acc = Accumulateur()
     lots = [(topics.entrants(s), "Signalement", "signalement") for s in Source]
     lots += [(topics.AFFECTATIONS, "Affectation", "affectation"), (topics.SUIVIS, "Suivi", "suivi")]
+    lus: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for topic, schema, nature in lots:
         for rec in sorted(read_topic(bootstrap, topic), key=lambda r: (r.partition, r.offset)):
             try:
@@ -46,7 +77,12 @@ def recompter(bootstrap: str, seuil: int = publication.SEUIL_PAR_DEFAUT) -> tupl
             except CodecError:
                 continue  # the routing agent dead-letters these; they count nowhere
             cle = data["signalement_id"] if nature == "signalement" else rec.key.decode()
-            acc.appliquer(nature, cle, data)
+            lus.setdefault(nature, []).append((cle, data))
+    bons = acceptes([d for _, d in lus.get("affectation", [])], [d for _, d in lus.get("suivi", [])])
+    for nature in ("signalement", "affectation", "suivi"):
+        for cle, data in lus.get(nature, []):
+            if nature != "suivi" or data["suivi_id"] in bons:
+                acc.appliquer(nature, cle, data)
             if nature == "signalement" and data["source_ref"].startswith("DEMO-"):
                 acc.dossiers[cle]["sig"]["demo"] = True
     rows = publication.tout_publier(acc.recompter(), seuil, datetime.now(UTC))

@@ -1,4 +1,10 @@
-"""Shared fixtures: one real embedded broker per session, real databases, the hub's real processes."""
+"""Shared fixtures: real brokers, real databases, the hub's real processes.
+
+Two brokers, each started once per test process when a test asks for it:
+- Apache Kafka 4.x (KRaft, one node, from its Maven Central jars): the production path. Modules
+  marked ``kafka`` get it as ``broker``.
+- the embedded Tansu broker of ``aiguillage up``: modules marked ``embedded`` get it.
+"""
 
 from __future__ import annotations
 
@@ -15,21 +21,57 @@ import sqlalchemy as sa
 
 from aiguillage import nir
 from aiguillage.broker import EmbeddedBroker, free_port
+from aiguillage.kafka_local import LocalKafka
 from aiguillage.runtime import Hub, child_env, wait_http
 from aiguillage.topics import create_topics
 from sinks import db
+from tests.oidc_util import Emetteur
 
 ROOT = Path(__file__).resolve().parent.parent
 EXEMPLES = ROOT / "connectors" / "exemples"
+# The tests SIGKILL workers and sinks: their partitions move after 10 s, not Kafka's usual 45.
+SESSION_TIMEOUT = "10"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+Broker = EmbeddedBroker | LocalKafka
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """One Apache Kafka node for the session (its jars fetched first if the cache lacks them)."""
+    with LocalKafka(tmp_path_factory.mktemp("kafka")) as k:
+        asyncio.run(create_topics(k.bootstrap, partitions=4))
+        yield k
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     log = tmp_path_factory.mktemp("broker") / "tansu.log"
     with EmbeddedBroker(log_file=log) as b:
         asyncio.run(create_topics(b.bootstrap, partitions=4))
         yield b
+
+
+def broker_of(node: pytest.Item | pytest.Module | None) -> str:
+    """``kafka`` or ``embedded``: the marker the test (or its module) carries; Kafka by default."""
+    if node is not None and node.get_closest_marker("embedded") is not None:
+        return "embedded"
+    return "kafka"
+
+
+@pytest.fixture(scope="module")
+def broker(request: pytest.FixtureRequest) -> Broker:
+    """The session broker this module runs on: Apache Kafka, or the embedded one if marked so."""
+    return request.getfixturevalue(broker_of(request.node))
+
+
+@pytest.fixture(scope="session")
+def emetteur() -> Iterator[Emetteur]:
+    """The test identity provider (tests/oidc_util.py): its keys, its JWKS over HTTP, its tokens."""
+    e = Emetteur()
+    yield e
+    e.close()
 
 
 @pytest.fixture(scope="session")
@@ -109,24 +151,27 @@ class RunningHub:
 
 @pytest.fixture
 def hub_factory(
-    broker: EmbeddedBroker, cles: dict[str, str], jetons: Jetons, tmp_path: Path, request: pytest.FixtureRequest
+    broker: Broker, cles: dict[str, str], jetons: Jetons, emetteur, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator:
     started: list[RunningHub] = []
 
-    def start(database_url: str, components: tuple[str, ...] = ("worker", "sink-affectations", "gateway")) -> RunningHub:
+    def start(database_url: str, components: tuple[str, ...] = ("worker", "sink-affectations", "gateway"),
+              **extra_env: str) -> RunningHub:
         # Migrate once, before the gateway and the sinks start: as `aiguillage up` does, so that
         # two processes never create the same tables at the same time.
         db.upgrade(database_url)
         port = free_port()
         env = child_env(
-            AIGUILLAGE_BROKER=broker.url,
-            AIGUILLAGE_EMBEDDED_BROKER="1",
+            **broker.client_env(),
             AIGUILLAGE_DATABASE_URL=database_url,
             AIGUILLAGE_HTTP_PORT=str(port),
             AIGUILLAGE_WORKER_ID=f"aiguillage-test-{uuid.uuid4().hex[:8]}",
             AIGUILLAGE_TOKENS_FILE=str(jetons.path),
             AIGUILLAGE_AGREGATS_INTERVALLE="1",  # the tests wait for the figures: no need to wait 5 s a stage
-            **cles,
+            **{"AIGUILLAGE_GROUP_SESSION_TIMEOUT": SESSION_TIMEOUT,
+               **cles,
+               **emetteur.env(),  # staff tokens: emetteur.entete("responsable-31") (tests/oidc_util.py)
+               **extra_env},  # a test may set any of them otherwise
         )
         running = RunningHub(Hub(env, tmp_path / f"log-{len(started)}"), f"http://127.0.0.1:{port}", database_url, env)
         started.append(running)

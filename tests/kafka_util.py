@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -71,3 +74,14 @@ def decode_local(codec: object, name: str, records: list[ConsumerRecord]) -> lis
             if exc.code != "schema-inconnu":
                 raise
     return out
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll ``check`` every 0.5 s until it returns something true; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            assert result, f"{what}: not reached within {timeout:.0f} s"
+            return result
+        time.sleep(0.5)

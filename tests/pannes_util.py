@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any, Self
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from aiguillage import topics
 from aiguillage.broker import EmbeddedBroker, free_port
 from aiguillage.codec import AvroCodec
 from aiguillage.domain import Source, signalement_id
+from aiguillage.kafka_local import LocalKafka
 from aiguillage.runtime import Hub, child_env
+from tests.conftest import SESSION_TIMEOUT
 
 CODEC = AvroCodec()
 
@@ -126,14 +129,13 @@ def attendre(condition: Callable[[], bool], timeout: float, quoi: str, hub: Peti
 
 
 async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
-    # A consumer's OffsetFetch, without joining the group (the admin client's fails on Tansu).
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        return {p: await consumer.committed(TopicPartition(topic, p)) for p in sorted(parts)}
+        offsets = await admin.list_consumer_group_offsets(group)
     finally:
-        await consumer.stop()
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in sorted(offsets.items()) if tp.topic == topic}
 
 
 def offsets_commites(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
@@ -146,7 +148,7 @@ class PetitHub:
     """The hub's real processes on an isolated broker (see ``isolated_hub``)."""
 
     hub: Hub
-    broker: EmbeddedBroker
+    broker: EmbeddedBroker | LocalKafka
     database_url: str
     worker_id: str
     base_url: str
@@ -161,13 +163,14 @@ class PetitHub:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def isolated_hub(broker: EmbeddedBroker, database_url: str, cles: dict[str, str], log_dir: Path,
+def isolated_hub(broker: EmbeddedBroker | LocalKafka, database_url: str, cles: dict[str, str], log_dir: Path,
                  tokens_file: Path | None = None) -> PetitHub:
     port = free_port()
     extra = {"AIGUILLAGE_TOKENS_FILE": str(tokens_file)} if tokens_file else {}
     worker_id = f"aiguillage-panne-{uuid.uuid4().hex[:8]}"
     env = child_env(
-        AIGUILLAGE_BROKER=broker.url, AIGUILLAGE_EMBEDDED_BROKER="1", AIGUILLAGE_DATABASE_URL=database_url, AIGUILLAGE_HTTP_PORT=str(port),
+        **broker.client_env(), AIGUILLAGE_DATABASE_URL=database_url, AIGUILLAGE_HTTP_PORT=str(port),
+        AIGUILLAGE_GROUP_SESSION_TIMEOUT=SESSION_TIMEOUT,
         AIGUILLAGE_WORKER_ID=worker_id, AIGUILLAGE_PARTITIONS="4",
         AIGUILLAGE_AGREGATS_INTERVALLE="1",  # the tests wait for the figures: no need to wait 5 s a stage
         **cles, **extra,

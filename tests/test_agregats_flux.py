@@ -6,17 +6,33 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from aiguillage import topics
 from aiguillage.demo.parametres import Parametres
 from aiguillage.demo.runner import jouer
 from aiguillage.demo.simulateur import simuler
+from aiguillage.domain import Suivi
+from aiguillage.kafka_local.cluster import LocalKafka
+from aiguillage.topics import create_topics
 from tests.agregats_util import ecarts, publies, recompter, rejets
+from tests.kafka_util import read_topic
+from tests.pannes_util import CODEC, produire
 
-pytestmark = pytest.mark.broker
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A Kafka node of its own: the recount reads whole topics, and on the session broker they hold
+    whatever the tests before this one sent (a fresh worker group routes those again)."""
+    with LocalKafka(tmp_path_factory.mktemp("kafka-recount")) as k:
+        asyncio.run(create_topics(k.bootstrap, partitions=4))
+        yield k
 
 
 def _attendre_egalite(bootstrap: str, routes: set[str] | None = None, timeout: float = 150.0) -> int:
@@ -38,6 +54,25 @@ def _attendre_egalite(bootstrap: str, routes: set[str] | None = None, timeout: f
     raise AssertionError(f"{len(diff)} figures differ from the recount, e.g.:\n" + "\n".join(diff[:15]))
 
 
+def _un_signalement_route(bootstrap: str) -> str:
+    """A signalement routing decided, with no suivi yet."""
+    avec_suivi = {CODEC.decode("Suivi", r.value)["signalement_id"] for r in read_topic(bootstrap, topics.SUIVIS)}
+    return next(k for r in read_topic(bootstrap, topics.AFFECTATIONS) if (k := r.key.decode()) not in avec_suivi)
+
+
+def _rejete(bootstrap: str, sid: str) -> bool:
+    dls = [CODEC.decode("DeadLetter", r.value) for r in read_topic(bootstrap, topics.REJETES)]
+    return any(dl["original_key"] == sid.encode() and dl["error_code"] == "transition-impossible"
+               and dl["stage"] == "cycle" for dl in dls)
+
+
+def _attendre(condition, timeout: float, quoi: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {quoi}"
+        time.sleep(1)
+
+
 def d(mois: int) -> datetime:
     return datetime(2026, mois, 1, tzinfo=UTC)
 
@@ -51,12 +86,27 @@ def _jouer(bootstrap: str, debut: datetime, fin: datetime, seed: int, assures: i
 
 
 def test_aggregates_equal_a_recount_of_the_raw_topics_even_after_a_worker_crash(hub_factory, sqlite_url, broker):
-    running = hub_factory(sqlite_url, components=("worker",))
+    # Closed signalements are purged at once (their life-cycle entries gone, their figures archived):
+    # the figures must stay equal to the recount through purges, a crash and a rebuild.
+    running = hub_factory(sqlite_url, components=("worker",), AIGUILLAGE_PURGE_APRES_JOURS="0",
+                          AIGUILLAGE_ECHEANCES_INTERVALLE="2")
 
     premier = _jouer(broker.bootstrap, d(1), d(3), seed=11, assures=500)  # ~80 assurés in 2 months
     assert premier["signalements"] > 40
     n = _attendre_egalite(broker.bootstrap)
     assert n > 200
+
+    # An entretien after a clôture: the life cycle refuses it (dead letter), the figures do not count it.
+    clos = _un_signalement_route(broker.bootstrap)
+    t = datetime.now(UTC)
+    suivis = [Suivi(suivi_id=f"{kind}-{clos[:8]}", signalement_id=clos, type=kind, survenu_le=t, **extra)
+              for kind, extra in (("prise-en-charge", {}), ("cloture", {"issue": "maintien-poste"}),
+                                  ("entretien", {"mode_entretien": "de-visu"}))]
+    produire(broker.bootstrap, [(topics.SUIVIS, x.cle(), CODEC.encode("Suivi", x.to_avro()), None) for x in suivis])
+    _attendre(lambda: _rejete(broker.bootstrap, clos), 60, "the entretien after the clôture dead-lettered")
+    _attendre(lambda: "closed signalements purged so far" in (running.hub.log_dir / "worker.log").read_text(), 60,
+              "the closed signalements purged")
+    _attendre_egalite(broker.bootstrap)
 
     # Mid-stream: traffic keeps coming while the worker is killed (no clean shutdown) and restarted.
     running.hub.processes["worker"].send_signal(signal.SIGKILL)

@@ -16,16 +16,17 @@ import pytest
 from aiguillage.bench.domaine import ETAPES
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.broker
-
 KINDS = ("limit", "peer", "floor", "hub")
 
 
+@pytest.mark.parametrize("broker", [pytest.param("embedded", marks=pytest.mark.embedded),
+                                    pytest.param("kafka", marks=pytest.mark.kafka)])
 def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json(broker, tmp_path):
+    """On a fresh broker of each kind, as `aiguillage bench --broker embedded|kafka` starts it."""
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "aiguillage", "bench", "--count", "2000", "--rate", "500",
-         "--duration", "2", "--broker", broker.url, "--json", str(out)],
+         "--duration", "2", "--broker", broker, "--json", str(out)],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -42,11 +43,17 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
     assert re.search(r"hub's own work without Kafka \(2,000 signalements\): \d+ µs per signalement "
                      r"\(decode and validate \d+, .*\): at most [\d,]+/s on one core; the targets ask for [\d,]+/s",
                      proc.stdout)
+    assert re.search(r"hub restart after draining 2,000 signalements \(tables memory://\): \d+\.\d s from its "
+                     r"start to its first new output", proc.stdout)
+    assert re.search(r"targets \(issue 22\): hub / peer throughput >= 1\.0: (met|NOT met); stretch: hub / floor "
+                     r"throughput >= 0\.5: (met|NOT met); hub p99 <= 2 x floor p99: (met|NOT met); "
+                     r"own work <= 60 µs: (met|NOT met)", proc.stdout)
     assert re.search(r"hub latency by stage, p50 / p99 ms: to the routing decision \d+ / \d+; "
                      r"to the Affectation sent \d+ / \d+; to the bench's read \d+ / \d+", proc.stdout)
 
     figures = json.loads(out.read_text())
     assert figures["count"] == 2000 and figures["rate"] == 500 and figures["store"] == "memory://"
+    assert figures["broker"] == broker
     for kind in KINDS:
         f = figures["results"][kind]
         assert f["count"] == 2000
@@ -59,8 +66,12 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
     assert len(stages) == 3 and all(0 <= p50 <= p99 for p50, p99 in stages.values()), stages
     assert sum(p50 for p50, _ in stages.values()) <= 2 * figures["results"]["hub"]["p50_ms"] + 5
     assert all(figures["results"][k]["stages_ms"] == {} for k in ("limit", "peer", "floor"))
+    assert figures["results"]["hub"]["restart_s"] > 0
+    assert all(figures["results"][k]["restart_s"] is None for k in ("limit", "peer", "floor"))
+    assert set(figures["targets"]) == {"hub / peer throughput >= 1.0", "stretch: hub / floor throughput >= 0.5",
+                                       "hub p99 <= 2 x floor p99", "own work <= 60 µs"}
     assert set(figures["ratios"]) == {"hub_limit_throughput", "hub_peer_throughput", "hub_limit_p99",
-                                      "hub_floor_throughput", "floor_limit_throughput", "floor_limit_p99"}
+                                      "hub_floor_throughput", "floor_limit_throughput", "hub_floor_p99"}
     assert all(v > 0 for v in figures["ratios"].values())
     assert len(figures["loadavg_before"]) == 3
     domaine = figures["domain"]

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict] = COMPOSE["services"]
 HUB = {name: s for name, s in SERVICES.items() if str(s.get("image", "")).startswith("aiguillage:")}
-SINKS = ["affectations", "suivis", "agregats", "retours"]
+SINKS = ["affectations", "suivis", "agregats", "retours", "audit"]
 # Settings that other issues add to aiguillage/config.py (compose already passes them).
 FROM_OTHER_ISSUES = {"AIGUILLAGE_TOKENS_FILE"}  # issue 3, the partner-token file
 SECRET = re.compile(r"PASSWORD|_KEY$|SECRET|TOKEN$")
@@ -137,12 +137,31 @@ def test_every_health_condition_waits_on_a_service_that_has_a_health_check():
                 assert SERVICES[dep]["restart"] == "no", f"{dep} is awaited to exit but restarts"
 
 
-def test_the_gateway_is_published_and_checked_on_healthz():
+def test_the_gateway_is_published_and_checked_on_readyz():
     gateway = SERVICES["gateway"]
     assert env("gateway")["AIGUILLAGE_HTTP_HOST"] == "0.0.0.0"
     assert any(str(p).endswith(f":{env('gateway')['AIGUILLAGE_HTTP_PORT']}") for p in gateway["ports"])
-    assert "/healthz" in " ".join(gateway["healthcheck"]["test"])
+    assert f"127.0.0.1:{env('gateway')['AIGUILLAGE_HTTP_PORT']}/readyz" in " ".join(gateway["healthcheck"]["test"])
     assert env("gateway")["AIGUILLAGE_TOKENS_FILE"] == f"/run/secrets/{gateway['secrets'][0]}"
+
+
+@pytest.mark.parametrize("name", ["worker", *(f"sink-{s}" for s in SINKS)])
+def test_workers_and_sinks_serve_their_probes_where_prometheus_and_the_health_check_look(name):
+    port = env(name)["AIGUILLAGE_METRICS_PORT"]
+    assert env(name)["AIGUILLAGE_HTTP_HOST"] == "0.0.0.0"
+    assert f"127.0.0.1:{port}/readyz" in " ".join(SERVICES[name]["healthcheck"]["test"])
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    targets = {t for job in scrape["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
+    targets |= {f"{n}:{sd['port']}" for job in scrape["scrape_configs"] for sd in job.get("dns_sd_configs", [])
+                for n in sd["names"]}
+    assert f"{name}:{port}" in targets
+    assert "gateway:8080" in targets
+
+
+def test_prometheus_and_grafana_are_optional():
+    for name in ("prometheus", "grafana"):
+        assert SERVICES[name]["profiles"] == ["observabilite"]
+    assert not any("profiles" in service for service in HUB.values())
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -200,7 +219,11 @@ def test_services_use_only_compose_specification_keys(name):
     assert set(depends(name).values()) <= CONDITIONS
     assert all(isinstance(v, str | int | float | bool) for v in (service.get("environment") or {}).values())
     for volume in service.get("volumes", []):
-        assert volume.split(":")[0] in COMPOSE["volumes"], volume
+        source = volume.split(":")[0]
+        if source.startswith("./"):  # a bind mount of this repository's deploy/ files
+            assert source.startswith("./deploy/") and (ROOT / source).exists(), volume
+        else:
+            assert source in COMPOSE["volumes"], volume
     for secret in service.get("secrets", []):
         assert secret in COMPOSE["secrets"]
     assert set(COMPOSE) <= {"name", "services", "volumes", "secrets", "networks", "configs"} | {

@@ -1,4 +1,4 @@
-"""The first-contact deadlines' index (streams/echeances.py): the due ones, in memory or on disk."""
+"""The first-contact deadlines' index (streams/deadlines.py): the due ones, in memory or on disk."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.echeances import EcheancesEnMemoire, EcheancesSurDisque, echeance_a_surveiller
+from aiguillage.routing.cycle import echeance_a_surveiller
+from streams.deadlines import EcheancesEnMemoire, EcheancesSurDisque
 
 compteur = itertools.count()
 dates = st.sampled_from(["2026-10-30", "2026-11-02", "2026-11-28", "2026-11-29", "2026-12-15", None])

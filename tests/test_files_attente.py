@@ -1,4 +1,4 @@
-"""The waiting files' index on disk gives the same file order as in memory (streams/attente.py)."""
+"""The waiting files' index on disk gives the same file order as in memory (streams/waiting_files.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiguillage.routing.priorite import EnAttente
-from streams.attente import FilesEnMemoire, FilesSurDisque
+from streams.waiting_files import FilesEnMemoire, FilesSurDisque
 
 MAINTENANT = datetime(2026, 11, 29, 12, tzinfo=UTC)
 compteur = itertools.count()

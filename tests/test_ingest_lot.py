@@ -1,7 +1,7 @@
 """``aiguillage ingest service-medical FILE`` on a national-size extract: 100,000 rows, 1% bad.
 
-Runs on its own fresh embedded broker: the session broker's CPU per request grows with
-the records it holds (DESIGN.md), and 100,000 more would slow every later test.
+Runs on its own fresh Apache Kafka node: the test counts every record of the ingress and
+dead-letter topics, which the session broker shares with other tests.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 
 from aiguillage import nir, topics
-from aiguillage.broker import EmbeddedBroker
 from aiguillage.codec import AvroCodec
 from aiguillage.dlq import dechiffrer
+from aiguillage.kafka_local import LocalKafka
 from aiguillage.runtime import child_env
 from aiguillage.topics import create_topics
 from tests.conftest import ROOT
 from tests.kafka_util import read_topic
 
-pytestmark = pytest.mark.broker
+pytestmark = pytest.mark.kafka
 
 ENTETE = ("reference;nir;sexe;date_naissance;commune_insee;code_postal;situation;risque;"
           "date_debut_arret;jours_arret;motif;axe_propose;consentement;commentaire\n")
@@ -60,9 +60,9 @@ def extrait(path: Path, rows: int, bad_every: int = 100) -> tuple[set[str], dict
 
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory):
-    with EmbeddedBroker(log_file=tmp_path_factory.mktemp("lot") / "tansu.log") as b:
-        asyncio.run(create_topics(b.bootstrap, partitions=4))
-        yield b
+    with LocalKafka(tmp_path_factory.mktemp("lot")) as k:
+        asyncio.run(create_topics(k.bootstrap, partitions=4))
+        yield k
 
 
 def ingest(env: dict[str, str], path: Path) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
-"""Nothing lost, nothing doubled: the hub's real processes on a real embedded broker and real
+"""Nothing lost, nothing doubled: the hub's real processes on a real Apache Kafka and real
 databases, crashed (SIGKILL), stopped (SIGTERM), cut from PostgreSQL, cut from the broker, fed
-poison. Each test has its own fresh broker, so its topics hold only what it sent."""
+poison. Each test has its own fresh Kafka node, so its topics hold only what it sent."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from aiguillage import topics
-from aiguillage.broker import EmbeddedBroker
+from aiguillage.kafka_local import LocalKafka
 from aiguillage.runtime import wait_http
 from aiguillage.topics import create_topics
-from streams.embarque import vraies_fins
 from tests.kafka_util import read_topic
 from tests.pannes_util import (
     CODEC,
@@ -39,21 +37,21 @@ from tests.pannes_util import (
     signalements,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = pytest.mark.kafka
 
 N = 10_000
 CHUNKS = 20
 
 
 @pytest.fixture
-def broker_isole(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log_file=tmp_path / "tansu.log") as b:
-        asyncio.run(create_topics(b.bootstrap, partitions=4))
-        yield b
+def broker_isole(tmp_path: Path) -> Iterator[LocalKafka]:
+    with LocalKafka(tmp_path / "kafka") as k:
+        asyncio.run(create_topics(k.bootstrap, partitions=4))
+        yield k
 
 
 @pytest.fixture
-def petit_hub(broker_isole: EmbeddedBroker, cles: dict[str, str], jetons, tmp_path: Path, request: pytest.FixtureRequest):
+def petit_hub(broker_isole: LocalKafka, cles: dict[str, str], jetons, tmp_path: Path, request: pytest.FixtureRequest):
     hubs: list[PetitHub] = []
 
     def make(database_url: str) -> PetitHub:
@@ -207,10 +205,9 @@ def test_posts_get_503_never_202_while_the_broker_is_away_and_202_again_once_it_
         hub.broker.resume()
     attendre(lambda: poster(1, f"apres-gel-{time.monotonic()}")[0].status_code == 202, 60, "a 202 after the broker thawed", hub)
 
-    hub.broker.stop()  # gone: connections refused; memory-only, so it comes back empty
+    hub.broker.stop()  # gone: connections refused; it comes back with its data, on the same ports
     away_then_back("arret")
     hub.broker.start()
-    asyncio.run(create_topics(hub.broker.bootstrap, partitions=4))
     accepted: list[str] = []
 
     def accepted_once() -> bool:
@@ -257,24 +254,3 @@ def test_poison_records_on_affectations_go_to_the_dlq_and_the_partition_moves_on
         lambda: offsets_commites(hub.broker.bootstrap, f"{hub.worker_id}-sink-affectations", topics.AFFECTATIONS).get(0) == ends[0],
         30, "partition 0 committed past the poison", hub,
     )
-
-
-def test_on_the_embedded_broker_changelogs_are_read_to_their_true_end(broker_isole):
-    """Tansu's ListOffsets announces the base offset of the last batch + 1; Faust's recovery
-    would stop there. ``streams.embarque`` (installed by the worker on the embedded broker) reads
-    the true end; the SIGTERM test above shows the dedup table then survives a restart."""
-    produire(broker_isole.bootstrap, [(topics.AFFECTATIONS, b"k", b"v", 1) for _ in range(50)])  # one batch
-
-    async def fins() -> tuple[int, int]:
-        tp = TopicPartition(topics.AFFECTATIONS, 1)
-        consumer = AIOKafkaConsumer(bootstrap_servers=broker_isole.bootstrap)
-        await consumer.start()
-        try:
-            annoncee = (await consumer.end_offsets([tp]))[tp]
-        finally:
-            await consumer.stop()
-        return annoncee, (await vraies_fins(broker_isole.bootstrap, {tp: annoncee}))[tp]
-
-    annoncee, vraie = asyncio.run(fins())
-    assert vraie == 50
-    assert annoncee < 50, "ListOffsets is right now: streams/embarque.py can go"

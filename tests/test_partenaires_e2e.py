@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from aiguillage.runtime import Hub, child_env, wait_http
 from tests.conftest import EXEMPLES, ROOT, RunningHub
 from tests.kafka_util import all_topics, decode_local, read_topic, read_topics
 
-pytestmark = pytest.mark.broker
+pytestmark = pytest.mark.kafka
 
 CONTENT = {
     Source.SERVICE_MEDICAL: ("service-medical.csv", "text/csv"),
@@ -43,19 +44,26 @@ NIR = re.compile(rb"[1-478]\d{12}")
 
 @pytest.fixture(scope="module")
 def hub(broker, cles, jetons, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("partenaires")
+    yield from module_hub(broker, cles, jetons, tmp_path_factory.mktemp("partenaires"), "partenaires",
+                          ("worker", "sink-affectations", "gateway"))
+
+
+def module_hub(broker, cles, jetons, tmp: Path, nom: str, components: tuple[str, ...],
+               **extra: str) -> Iterator[RunningHub]:
+    """One hub for a whole module (its own worker group and SQLite file), stopped after it."""
     port = free_port()
     env = child_env(
-        AIGUILLAGE_BROKER=broker.url,
+        **broker.client_env(),
         AIGUILLAGE_DATABASE_URL=f"sqlite:///{tmp / 'aiguillage.db'}",
         AIGUILLAGE_HTTP_PORT=str(port),
-        AIGUILLAGE_WORKER_ID=f"aiguillage-partenaires-{uuid.uuid4().hex[:8]}",
+        AIGUILLAGE_WORKER_ID=f"aiguillage-{nom}-{uuid.uuid4().hex[:8]}",
         AIGUILLAGE_TOKENS_FILE=str(jetons.path),
         AIGUILLAGE_DATA_DIR=str(tmp / "var"),
         **cles,
+        **extra,
     )
     running = RunningHub(Hub(env, tmp / "log"), f"http://127.0.0.1:{port}", env["AIGUILLAGE_DATABASE_URL"], env)
-    for name in ("worker", "sink-affectations", "gateway"):
+    for name in components:
         running.hub.start(name)
     wait_http(f"{running.base_url}/healthz", timeout=60, proc=running.hub.processes["gateway"])
     yield running
@@ -126,7 +134,7 @@ def test_tokens_no_token_or_a_wrong_one_is_401_another_sources_is_403(hub, jeton
     assert r.status_code == 403 and r.json()["error"] == "jeton-autre-source"
 
 
-def test_tokens_added_and_revoked_with_the_cli_apply_at_once_and_are_stored_hashed(hub, jetons):
+def test_tokens_added_and_revoked_with_the_cli_apply_at_once_and_are_stored_hashed(hub, jetons, broker):
     env = {**hub.env, "AIGUILLAGE_TOKENS_FILE": str(jetons.path)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -144,6 +152,12 @@ def test_tokens_added_and_revoked_with_the_cli_apply_at_once_and_are_stored_hash
     run("revoke", token_id)
     assert httpx.post(url, content=body, headers=headers, timeout=15).status_code == 401
     assert httpx.post(url, content=body, headers={**headers, **jetons.entete("cpam")}, timeout=15).status_code == 202
+    # Each change is in the audit trail, by the operator's account, with the token's id only.
+    audit = [r for r in decode_local(AvroCodec(), "Audit", read_topic(broker.bootstrap,
+                                                                        topics.AUDIT)) if r["equipe"] == token_id]
+    assert sorted(r["action"] for r in audit) == ["jeton-ajout", "jeton-revocation"]
+    assert all(r["qui"].startswith("cli:") and r["role"] == "operateur" for r in audit)
+    assert token not in repr(audit)
 
 
 def test_a_resend_answers_the_same_id_and_is_routed_once(hub, jetons, broker):
@@ -203,10 +217,16 @@ HOSTILE = [
 ]
 
 
+def _code(r: httpx.Response) -> str:
+    """The machine code of a refusal: ours, or that of the SPST's OperationOutcome."""
+    body = r.json()
+    return body["error"] if "error" in body else body["issue"][0]["details"]["coding"][0]["code"]
+
+
 def test_hostile_input_gets_a_clear_4xx_and_a_dead_letter_never_a_500(hub, jetons, broker):
     for source, body, code in HOSTILE:
         r = post(hub, jetons, source, body)
-        assert r.status_code == 422 and r.json()["error"] == code, (source, r.text)
+        assert r.status_code == 422 and _code(r) == code, (source, r.text)
     big = b"<a>" + b"x" * 1_100_000 + b"</a>"
     assert post(hub, jetons, Source.MDPH, big).status_code == 413
     gateway = [d for d in decoded(broker.bootstrap, topics.REJETES, "DeadLetter") if d["stage"] == "gateway"]
@@ -242,6 +262,9 @@ def test_dlq_list_shows_reasons_and_replay_reinjects_what_now_passes(hub, broker
     assert "re-injected 1 signalement(s)" in replay.stdout
     assert "still failing: mdph/gateway: xml-interdit" in replay.stdout
     wait_rows(hub.database_url, {signalement_id("mdph", ref)})
+    rejeux = [r for r in decode_local(AvroCodec(), "Audit", read_topic(broker.bootstrap, topics.AUDIT))
+              if r["action"] == "dlq-rejeu" and signalement_id("mdph", ref) in r["signalements"]]
+    assert len(rejeux) == 1 and rejeux[0]["equipe"] == "mdph"
 
 
 def test_no_nir_sent_in_appears_in_any_topic_table_or_log(hub, broker):

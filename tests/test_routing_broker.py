@@ -20,21 +20,20 @@ from aiguillage import nir, topics
 from aiguillage.broker import free_port
 from aiguillage.codec import AvroCodec
 from aiguillage.domain import Signalement, Source
+from aiguillage.embedded.ends import true_ends
 from aiguillage.runtime import Hub, child_env, wait_http
 from sinks import db
-from streams.embarque import vraies_fins
-from tests.conftest import nir_aleatoire
-from tests.kafka_util import decode_local, read_topic
-from tests.routing_builders import nir_pseudo, sig
-from tests.routing_harness import config_3_equipes
+from tests.conftest import SESSION_TIMEOUT, nir_aleatoire
+from tests.kafka_util import decode_local, read_topic, wait_for
+from tests.routing_builders import config_3_equipes, nir_pseudo, sig
 
-pytestmark = pytest.mark.broker
+pytestmark = pytest.mark.kafka
 CODEC = AvroCodec()
 TERMINAUX = {"cloture", "refus", "annulation"}
 LIEUX = [("31555", "31000", "31"), ("31483", "31800", "31"), ("34172", "34000", "34")]
 
 
-async def _skip_history(bootstrap: str, group: str) -> None:
+async def _skip_history(bootstrap: str, group: str, embedded: bool) -> None:
     """Commit the group's offsets at the true end of the topics it reads, so that a new worker
     routes only this test's records, not everything the session produced before."""
     names = [topics.entrants(s) for s in Source] + [topics.AFFECTATIONS, topics.SUIVIS]
@@ -45,33 +44,34 @@ async def _skip_history(bootstrap: str, group: str) -> None:
         tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()]
         consumer.assign(tps)
         reported = await consumer.end_offsets(tps)
-        true_end = await vraies_fins(bootstrap, reported)
+        true_end = await true_ends(bootstrap, reported) if embedded else reported
         await consumer.commit({tp: max(reported[tp], true_end.get(tp, 0)) for tp in tps})
     finally:
         await consumer.stop()
 
 
 @pytest.fixture
-def hub_routing(broker, cles, jetons, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
+def hub_routing(broker, cles, jetons, emetteur, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
     """A hub whose worker reads a routing file of the test's own, from now on."""
     hubs: list[Hub] = []
 
     def start(routing: Path, components: tuple[str, ...] = ("worker",), store: str = "memory://") -> Hub:
         port = free_port()
         group = f"aiguillage-routing-{uuid.uuid4().hex[:8]}"
-        asyncio.run(_skip_history(broker.bootstrap, group))
+        asyncio.run(_skip_history(broker.bootstrap, group, broker.embedded))
         env = child_env(
-            AIGUILLAGE_BROKER=broker.url,
+            **broker.client_env(),
             AIGUILLAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
             AIGUILLAGE_HTTP_PORT=str(port),
             AIGUILLAGE_WORKER_ID=group,
-            AIGUILLAGE_EMBEDDED_BROKER="1",
+            AIGUILLAGE_GROUP_SESSION_TIMEOUT=SESSION_TIMEOUT,
             AIGUILLAGE_ROUTING_FILE=str(routing),
             AIGUILLAGE_ECHEANCES_INTERVALLE="2",  # the escalation test watches several scans
             AIGUILLAGE_TOKENS_FILE=str(jetons.path),
             AIGUILLAGE_STORE=store,
             AIGUILLAGE_DATA_DIR=str(tmp_path / "data"),  # the worker's RocksDB tables, kept across its restart
             **cles,
+            **emetteur.env(),
         )
         hub = Hub(env, tmp_path / f"log-{len(hubs)}")
         hub.base_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
@@ -112,16 +112,6 @@ def produce_suivis(bootstrap: str, suivis: list[dict[str, Any]]) -> None:
 
 def decoded(bootstrap: str, topic: str, schema: str) -> list[dict[str, Any]]:
     return decode_local(CODEC, schema, read_topic(bootstrap, topic, idle=0.7))
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"{what}: not reached within {timeout:.0f} s"
-            return result
-        time.sleep(0.5)
 
 
 def suivi(sid: str, type_: str, **extra: Any) -> dict[str, Any]:
@@ -209,12 +199,13 @@ def test_caseloads_equal_a_recount_from_the_topics_across_a_worker_restart(hub_r
 
 
 def test_one_assure_from_two_partners_gets_one_case_and_the_partner_sees_each_state_change(
-    hub_routing, broker, tmp_path, cles, jetons, exemple_cpam
+    hub_routing, broker, tmp_path, cles, jetons, exemple_cpam, emetteur
 ):
     prefixe = f"u{uuid.uuid4().hex[:6]}-"
     routing = tmp_path / "routing.yaml"
     routing.write_text(config_3_equipes(capacite=5, prefixe=prefixe, version="v1"), encoding="utf-8")
-    hub = hub_routing(routing, components=("worker", "gateway"))
+    # The affectations sink too: a suivi is accepted from the team holding the signalement, as SQL says.
+    hub = hub_routing(routing, components=("worker", "sink-affectations", "gateway"))
     base = hub.base_url  # type: ignore[attr-defined]
 
     nir_clair = nir_aleatoire()
@@ -237,10 +228,20 @@ def test_one_assure_from_two_partners_gets_one_case_and_the_partner_sees_each_st
     assert lie["dossier_id"] == dossier["signalement_id"] and dossier["dossier_id"] is None
     assert "référent unique" in lie["explication"]
 
+    engine = db.make_engine(hub.env["AIGUILLAGE_DATABASE_URL"])
+
+    def en_sql() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(db.affectations.select().where(db.affectations.c.signalement_id == sid_cpam)).first() is not None
+
+    wait_for("the affectation in SQL", en_sql)
+    engine.dispose()
+    assistant = emetteur.entete(habilitations=[f"assistant:{a_cpam['equipe']}"])
+
     def poster(type_: str, **extra: Any) -> None:
         body = suivi(sid_cpam, type_, **extra)
         body["survenu_le"] = body["survenu_le"].isoformat()
-        resp = httpx.post(f"{base}/v1/suivis", json=body, timeout=15)
+        resp = httpx.post(f"{base}/v1/suivis", json=body, headers=assistant, timeout=15)
         assert resp.status_code == 202, resp.text
 
     poster("prise-en-charge", assistant=a_cpam["assistant"])
@@ -248,10 +249,11 @@ def test_one_assure_from_two_partners_gets_one_case_and_the_partner_sees_each_st
     poster("cloture", issue="maintien-poste")
     poster("entretien", mode_entretien="telephone")  # after the clôture: impossible
     bad = httpx.post(f"{base}/v1/suivis", json={"suivi_id": "x", "signalement_id": sid_cpam, "type": "cloture",
-                                               "survenu_le": datetime.now(UTC).isoformat(), "couleur": 1}, timeout=15)
+                                               "survenu_le": datetime.now(UTC).isoformat(), "couleur": 1}, headers=assistant, timeout=15)
     assert bad.status_code == 422 and {f["field"] for f in bad.json()["fields"]} == {"couleur"}
     bad = httpx.post(f"{base}/v1/suivis", json={"suivi_id": "x", "signalement_id": sid_cpam, "type": "cloture",
-                                               "survenu_le": datetime.now(UTC).isoformat()}, timeout=15)
+                                               "survenu_le": datetime.now(UTC).isoformat()}, headers=assistant,
+                     timeout=15)
     assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "issue"
 
     def retours() -> list[tuple[str | None, str, str | None]]:
@@ -265,7 +267,8 @@ def test_one_assure_from_two_partners_gets_one_case_and_the_partner_sees_each_st
     assert b"texte libre" not in raw
     dead = wait_for("impossible transition dead-lettered", lambda: [
         d for d in decoded(broker.bootstrap, topics.REJETES, "DeadLetter")
-        if d["error_code"] == "transition-impossible" and d["original_topic"] == topics.SUIVIS])
+        if d["error_code"] == "transition-impossible" and d["original_topic"] == topics.SUIVIS
+        and d["original_key"] == sid_cpam.encode()])  # (the broker is shared: other tests' impossible suivis)
     assert "impossible in status 'completed'" in dead[0]["reason"]
 
     # The late one: one escalation for its breach, however many times the timer looks.

@@ -11,11 +11,11 @@ from aiguillage.domain import Axe, Suivi
 from aiguillage.routing import ConfigInvalide, charger_texte
 from aiguillage.routing import priorite as prio
 from aiguillage.routing.affectation import choisir_assistant, placer
-from aiguillage.routing.config import fichier_par_defaut
+from aiguillage.routing.config_file import fichier_par_defaut
 from aiguillage.routing.cycle import Statut, TransitionImpossible, transition
 from aiguillage.routing.rechargement import ConfigCourante
-from tests.routing_builders import RECU_LE, nir_pseudo, sig
-from tests.routing_harness import Banc, config_3_equipes
+from tests.routing_builders import RECU_LE, config_3_equipes, nir_pseudo, sig
+from tests.routing_monde import Monde
 
 SHIPPED = fichier_par_defaut().read_text(encoding="utf-8")
 
@@ -152,18 +152,18 @@ def test_an_impossible_transition_is_refused_with_what_was_expected(avant, type_
 
 
 def test_an_assure_with_an_open_case_keeps_one_case_and_one_caseworker(tmp_path):
-    banc = Banc(tmp_path, config_3_equipes())
+    banc = Monde(tmp_path, config_3_equipes())
     nir = nir_pseudo("x")
     banc.signalement(sig("CPAM-1", source="cpam", nir_pseudonyme=nir))
     banc.signalement(sig("SPST-1", source="spst", nir_pseudonyme=nir, arret_jours=30))
     premier, second = banc.affectations
     assert premier.assistant and second.assistant == premier.assistant
     assert second.dossier_id == premier.signalement_id and "référent unique" in second.explication
-    assert banc.topo.charges[f"31-a|{premier.assistant}"] == 1
+    assert banc.charges[f"31-a|{premier.assistant}"] == 1
 
 
 def test_closing_a_case_frees_the_caseworker_for_the_oldest_most_urgent_waiting_one(tmp_path):
-    banc = Banc(tmp_path, config_3_equipes())
+    banc = Monde(tmp_path, config_3_equipes())
     for i in range(6):  # 34-a handles SPS with c1 (3) and c2 (1): two wait
         banc.signalement(sig(f"R{i}", commune_insee="34172", code_postal="34000", departement="34"))
     attente = [a for a in banc.affectations if a.assistant is None]
@@ -174,13 +174,13 @@ def test_closing_a_case_frees_the_caseworker_for_the_oldest_most_urgent_waiting_
     attribue = banc.affectations[-1]
     assert attribue.nature == "attribution" and attribue.assistant == "c2" and attribue.sequence == 1
     assert attribue.signalement_id == attente[0].signalement_id  # same priority: the older (then smaller id) first
-    statuts = [(r["statut_precedent"], r["statut"]) for r in banc.sorties("retours.cpam") if r["signalement_id"] == done.signalement_id]
+    statuts = [(r["statut_precedent"], r["statut"]) for r in [r for r in banc.retours if r["source"] == "cpam"] if r["signalement_id"] == done.signalement_id]
     assert statuts == [(None, "requested"), ("requested", "accepted"), ("accepted", "completed")]
-    assert all("commentaire" not in r for r in banc.sorties("retours.cpam"))
+    assert all("commentaire" not in r for r in [r for r in banc.retours if r["source"] == "cpam"])
 
 
 def test_reorientation_reroutes_with_a_readable_history(tmp_path):
-    banc = Banc(tmp_path, config_3_equipes())
+    banc = Monde(tmp_path, config_3_equipes())
     banc.signalement(sig("R1"))
     first = banc.affectations[0]
     banc.suivi(suivi(first.signalement_id, "prise-en-charge"))
@@ -188,32 +188,32 @@ def test_reorientation_reroutes_with_a_readable_history(tmp_path):
     last = banc.affectations[-1]
     assert (last.nature, last.sequence, last.equipe, last.file_precedente) == ("reorientation", 1, "34-a", first.file)
     assert last.assistant == "c1" and "Réorientation" in last.explication
-    assert banc.topo.charges[f"31-a|{first.assistant}"] == 0 and banc.topo.charges["34-a|c1"] == 1
+    assert banc.charges[f"31-a|{first.assistant}"] == 0 and banc.charges["34-a|c1"] == 1
 
 
 def test_an_impossible_transition_changes_nothing_and_says_why(tmp_path):
-    banc = Banc(tmp_path, config_3_equipes())
+    banc = Monde(tmp_path, config_3_equipes())
     banc.signalement(sig("R1"))
     sid = banc.affectations[0].signalement_id
     rejet = banc.suivi(suivi(sid, "cloture", issue="autre"))
     assert rejet.code == "transition-impossible" and "requested" in rejet.reason
-    assert banc.topo.cycles[sid]["statut"] == "requested"
+    assert banc.cycles[sid]["statut"] == "requested"
 
 
 def test_a_missed_first_contact_escalates_once_per_breach(tmp_path):
-    banc = Banc(tmp_path, config_3_equipes())
+    banc = Monde(tmp_path, config_3_equipes())
     banc.signalement(sig("R1", recu_le=datetime.now(UTC) - timedelta(days=40)))
     assert banc.echeances() == 1
     assert banc.echeances() == 0
     esc = [a for a in banc.affectations if a.nature == "escalade"]
     assert len(esc) == 1 and esc[0].priorite == 2 and esc[0].sequence == 1  # defaut: 4, raised by 2
     assert esc[0].echeance_premier_contact > datetime.now(UTC).date()
-    (compte,) = [a for a in banc.sorties("agregats") if a["indicateur"] == "escalades-premier-contact"]
-    assert compte["dimensions"] == {"equipe": "31-a"} and compte["valeur"] == 1
+    (compte,) = [f for f in banc.figures if f.indicateur == "escalades-premier-contact"]
+    assert compte.dimensions == {"equipe": "31-a"} and compte.valeur == 1
 
 
 def test_the_deadline_scan_sees_a_late_signalement_routed_after_its_index_was_built(tmp_path):
-    banc = Banc(tmp_path, config_3_equipes())
+    banc = Monde(tmp_path, config_3_equipes())
     assert banc.echeances() == 0  # builds the deadlines' index from the (empty) table
     banc.signalement(sig("R1", recu_le=datetime.now(UTC) - timedelta(days=40)))
     banc.signalement(sig("R2"))  # not late
@@ -222,10 +222,10 @@ def test_the_deadline_scan_sees_a_late_signalement_routed_after_its_index_was_bu
 
 
 def test_a_suivi_that_arrives_before_its_affectation_is_applied_when_it_comes(tmp_path):
-    banc = Banc(tmp_path, config_3_equipes())
+    banc = Monde(tmp_path, config_3_equipes())
     s = sig("R1")
     assert banc.suivi(suivi(s.signalement_id, "prise-en-charge", commentaire="libre")) is None
-    assert "libre" not in str(banc.topo.cycles)  # the free text is not kept in routing state
+    assert "libre" not in str(banc.cycles)  # the free text is not kept in routing state
     banc.signalement(s)
-    assert banc.topo.cycles[s.signalement_id]["statut"] == "accepted"
-    assert [r["statut"] for r in banc.sorties("retours.cpam")] == ["requested", "accepted"]
+    assert banc.cycles[s.signalement_id]["statut"] == "accepted"
+    assert [r["statut"] for r in [r for r in banc.retours if r["source"] == "cpam"]] == ["requested", "accepted"]

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiguillage.domain import Axe, Motif, Risque, Situation, Source, TrancheAge
-from aiguillage.routing.config import fichier_par_defaut
-from tests.routing_builders import nir_pseudo, sig
-from tests.routing_harness import Banc, config_3_equipes
+from aiguillage.routing.config_file import fichier_par_defaut
+from tests.routing_builders import config_3_equipes, nir_pseudo, sig
+from tests.routing_monde import Monde
 
 LIEUX = [("31555", "31000", "31"), ("31483", "31800", "31"), ("34172", "34000", "34"), ("30189", "30000", "30"),
          ("12145", "12100", "12"), ("69123", "69001", "69"), ("48095", "48000", "48"), ("31999", "31990", "31")]
@@ -42,7 +42,7 @@ def signalements(draw, ref: str = "R"):
 @given(st.lists(signalements(), min_size=1, max_size=12, unique_by=lambda s: s.signalement_id))
 def test_every_valid_signalement_gets_exactly_one_first_affectation(batch):
     with tempfile.TemporaryDirectory() as tmp:
-        banc = Banc(Path(tmp), fichier_par_defaut().read_text(encoding="utf-8"))
+        banc = Monde(Path(tmp), fichier_par_defaut().read_text(encoding="utf-8"))
         for s in batch:
             banc.signalement(s)
     firsts = Counter(a.signalement_id for a in banc.affectations if a.sequence == 0)
@@ -62,25 +62,24 @@ OPERATIONS = st.lists(
 )
 
 
-def _invariants(banc: Banc) -> None:
+def _invariants(banc: Monde) -> None:
     m = banc.config.moteur
     for eq_id, eq in m.equipes.items():
         for a in eq.assistants:
-            assert banc.topo.charges[f"{eq_id}|{a.id}"] <= a.capacite, f"{a.id} over capacity"
-        attente = [d for d in banc.topo.dossiers.values() if d["equipe"] == eq_id and d["assistant"] is None
-                   and not d["special"] and not d["lie_a"]]
+            assert banc.charges[f"{eq_id}|{a.id}"] <= a.capacite, f"{a.id} over capacity"
+        attente = [d for d in banc.dossiers.values() if d.equipe == eq_id and d.en_attente]
         for d in attente:
             for a in eq.assistants:
-                if d["axe"] in a.competences:
-                    assert banc.topo.charges[f"{eq_id}|{a.id}"] >= a.capacite, f"{a.id} has room while a {d['axe']} signalement waits in {eq_id}"
+                if d.axe in a.competences:
+                    assert banc.charges[f"{eq_id}|{a.id}"] >= a.capacite, f"{a.id} has room while a {d.axe} signalement waits in {eq_id}"
 
 
-def _recount(banc: Banc) -> Counter:
+def _recount(banc: Monde) -> Counter:
     latest = {}
     for a in banc.affectations:
         if a.signalement_id not in latest or a.sequence >= latest[a.signalement_id].sequence:
             latest[a.signalement_id] = a
-    closed = {sid for sid, c in banc.topo.cycles.items() if c["statut"] in ("completed", "cancelled", "rejected")}
+    closed = {sid for sid, c in banc.cycles.items() if c["statut"] in ("completed", "cancelled", "rejected")}
     return Counter(f"{a.equipe}|{a.assistant}" for sid, a in latest.items()
                    if a.assistant and sid not in closed and a.dossier_id in (None, sid))
 
@@ -91,10 +90,10 @@ def test_no_caseworker_is_over_capacity_while_a_colleague_with_the_skill_has_roo
     from aiguillage.domain import Suivi
 
     with tempfile.TemporaryDirectory() as tmp:
-        banc = Banc(Path(tmp), config_3_equipes())
+        banc = Monde(Path(tmp), config_3_equipes())
         n = 0
         for op in ops:
-            ouverts = [sid for sid, c in banc.topo.cycles.items() if c["statut"] not in ("completed", "cancelled", "rejected")]
+            ouverts = [sid for sid, c in banc.cycles.items() if c["statut"] not in ("completed", "cancelled", "rejected")]
             if op[0] == "nouveau":
                 _, (commune, cp, dep), arret, assure = op
                 n += 1
@@ -108,5 +107,5 @@ def test_no_caseworker_is_over_capacity_while_a_colleague_with_the_skill_has_roo
                     banc.suivi(Suivi(suivi_id=f"p{n}", signalement_id=sid, type="prise-en-charge", survenu_le=sig().recu_le))
                 banc.suivi(Suivi(suivi_id=f"s{n}", signalement_id=sid, type=op[0], survenu_le=sig().recu_le, **extra))
             _invariants(banc)
-        published = Counter({k: v for k, v in banc.topo.charges.items() if v})
+        published = Counter({k: v for k, v in banc.charges.items() if v})
         assert published == _recount(banc)

@@ -8,7 +8,7 @@ import pytest
 
 from aiguillage.routing import moteur_par_defaut
 from aiguillage.routing.affectation import choisir_equipe, orienter
-from aiguillage.routing.config import DEPARTEMENTS_OCCITANIE
+from aiguillage.routing.config_file import DEPARTEMENTS_OCCITANIE
 from aiguillage.routing.triage import trier
 from tests.routing_builders import sig
 
@@ -17,6 +17,9 @@ M = moteur_par_defaut()
 # (case, changes to the default signalement, rule, axe, priorité, first-contact days)
 CAS = [
     ("sans consentement", {"consentement": False}, "consentement-manquant", "SPS", 3, 5),
+    ("consentement inconnu (FHIR sans Consent)", {"consentement": None}, "consentement-manquant", "SPS", 3, 5),
+    ("situation et risque non renseignés", {"situation": "non-renseigne", "risque": "non-renseigne", "source": "spst"}, "spst", "PDP", 2, 10),
+    ("non renseignés, inaptitude", {"situation": "non-renseigne", "risque": "non-renseigne", "motif": "inaptitude"}, "inaptitude", "PDP", 1, 5),
     ("sans consentement, axe PDP suggéré", {"consentement": False, "axe_suggere": "PDP"}, "consentement-manquant", "PDP", 3, 5),
     ("sans consentement l'emporte sur l'inaptitude", {"consentement": False, "motif": "inaptitude"}, "consentement-manquant", "SPS", 3, 5),
     ("inaptitude", {"motif": "inaptitude"}, "inaptitude", "PDP", 1, 5),

@@ -14,7 +14,7 @@ from aiguillage import topics
 from aiguillage.codec import AvroCodec
 from tests.kafka_util import decode_local, read_topic
 
-pytestmark = pytest.mark.broker
+pytestmark = pytest.mark.kafka
 
 
 def _wait_row(database_url: str, signalement_id: str, timeout: float = 45.0) -> dict:
@@ -37,26 +37,26 @@ def _wait_row(database_url: str, signalement_id: str, timeout: float = 45.0) -> 
     raise AssertionError(f"no affectation row for {signalement_id} within {timeout:.0f} s")
 
 
-def _post_and_find(hub, exemple: dict, jetons) -> None:
+def _post_and_find(hub, exemple: dict, jetons, emetteur) -> None:
     resp = httpx.post(f"{hub.base_url}/v1/signalements/cpam", json=exemple, headers=jetons.entete("cpam"), timeout=15)
     assert resp.status_code == 202, resp.text
     sid = resp.json()["signalement_id"]
     row = _wait_row(hub.database_url, sid)
     assert row["file"] == "31-toulouse-SPS"
     assert row["regle"] == "retard-ij"
-    files = httpx.get(f"{hub.base_url}/v1/files", timeout=10).json()
+    files = httpx.get(f"{hub.base_url}/v1/files", headers=emetteur.entete("assistant-toulouse"), timeout=10).json()
     file = next(f for f in files if f["file"] == "31-toulouse-SPS")
     assert sid in [s["signalement_id"] for s in file["signalements"]]
 
 
-def test_cpam_signalement_reaches_its_queue_in_sqlite(hub_factory, sqlite_url, exemple_cpam, jetons):
-    _post_and_find(hub_factory(sqlite_url), exemple_cpam, jetons)
+def test_cpam_signalement_reaches_its_queue_in_sqlite(hub_factory, sqlite_url, exemple_cpam, jetons, emetteur):
+    _post_and_find(hub_factory(sqlite_url), exemple_cpam, jetons, emetteur)
 
 
 @pytest.mark.postgres
-def test_cpam_signalement_reaches_its_queue_in_postgresql(hub_factory, postgres_url, exemple_cpam, jetons):
+def test_cpam_signalement_reaches_its_queue_in_postgresql(hub_factory, postgres_url, exemple_cpam, jetons, emetteur):
     exemple_cpam["reference"] = "CPAM31-PG-1"
-    _post_and_find(hub_factory(postgres_url), exemple_cpam, jetons)
+    _post_and_find(hub_factory(postgres_url), exemple_cpam, jetons, emetteur)
 
 
 def test_bad_bodies_get_a_4xx_naming_the_problem_and_no_nir_leaks(hub_factory, sqlite_url, exemple_cpam, broker, jetons):
@@ -96,11 +96,11 @@ def test_bad_bodies_get_a_4xx_naming_the_problem_and_no_nir_leaks(hub_factory, s
     assert {"nir-cle-invalide", "champ-manquant", "json-invalide"} <= codes
 
 
-def test_the_nir_appears_in_no_topic_table_or_log(hub_factory, sqlite_url, exemple_cpam, broker, jetons):
+def test_the_nir_appears_in_no_topic_table_or_log(hub_factory, sqlite_url, exemple_cpam, broker, jetons, emetteur):
     """Runs after the others in this module: everything they produced is searched too."""
     exemple_cpam["reference"] = "CPAM31-GREP-1"
     hub = hub_factory(sqlite_url)
-    _post_and_find(hub, exemple_cpam, jetons)
+    _post_and_find(hub, exemple_cpam, jetons, emetteur)
     nir_clair = exemple_cpam["assure"]["nir"].encode()
     variants = {nir_clair, nir_clair[:13]}
     from tests.kafka_util import all_topics, read_topics

@@ -21,8 +21,10 @@ from aiguillage.demo.simulateur import simuler
 from sinks import db
 from sinks.agregats import ecrire
 from tests.agregats_util import accumuler_simulation
+from tests.oidc_util import garde
 
 CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.kafka
 SANS_CHROMIUM = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="!!! no /usr/bin/chromium")
 
 
@@ -45,24 +47,41 @@ def _chiffres(texte: str) -> str:
     return re.sub(r"[^\d,]", "", texte)
 
 
-@pytest.mark.broker
+def _navigateur(pw):
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+def _se_connecter(page, base_url: str, jeton: str) -> None:
+    """The sign-in step as a person does it: the page asks for a token, one pastes it."""
+    page.goto(f"{base_url}/")
+    page.wait_for_selector("body[data-pret=connexion]", timeout=30_000)
+    assert page.is_visible("#connexion") and not page.is_visible("#tableau")
+    page.fill("#jeton", jeton)
+    page.click("#se-connecter")
+    page.wait_for_selector("body[data-pret=oui]", timeout=30_000)
+
+
 @SANS_CHROMIUM
-def test_dashboard_shows_the_api_figures_and_masks_small_ones(hub_factory, sqlite_url, tmp_path):
+def test_dashboard_shows_the_api_figures_and_masks_small_ones(hub_factory, sqlite_url, tmp_path, emetteur):
     from playwright.sync_api import sync_playwright
 
     _remplir(sqlite_url)
     hub = hub_factory(sqlite_url, components=("gateway",))
-    api = {r["cle"]: r for r in httpx.get(f"{hub.base_url}/v1/agregats", timeout=30).json()["agregats"]}
+    pilotage = emetteur.jeton("pilotage")
+    api = {r["cle"]: r for r in httpx.get(f"{hub.base_url}/v1/agregats", timeout=30,
+                                          headers={"Authorization": f"Bearer {pilotage}"}).json()["agregats"]}
     assert api["signalements|annee|2026|"]["valeur"] > 500
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = _navigateur(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{hub.base_url}/")
-        page.wait_for_selector("body[data-pret=oui]", timeout=30_000)
+        _se_connecter(page, hub.base_url, pilotage)
+        # pilotage: the figures only, none of the personal rows' sections
+        assert not page.is_visible("#carte-files") and not page.is_visible("#carte-charges")
+        assert "pilotage" in page.inner_text("#qui")
         elements = page.eval_on_selector_all(
             "[data-cle]",
             "els => els.map(e => ({cle: e.dataset.cle, valeur: e.dataset.valeur, masque: e.dataset.masque,"
@@ -91,17 +110,82 @@ def test_dashboard_shows_the_api_figures_and_masks_small_ones(hub_factory, sqlit
     assert any("%" in c and "maintenus en emploi" in c for c in cartes)
 
 
-def test_api_filters_by_period_territory_axe_and_breakdown(sqlite_url):
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
+def _affectations(database_url: str) -> list[str]:
+    """Waiting signalements of the Aveyron's teams and one of Toulouse's, as the sink writes them."""
+    import uuid
 
-    from aiguillage import tableau_de_bord
+    engine = sa.create_engine(database_url)
+    ids = []
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for i, (equipe, assistant) in enumerate([("12-rodez", "12-rodez.ass1"), ("12-rodez", None),
+                                                 ("12-millau", "12-millau.ass2"), ("31-toulouse", None)]):
+            sid = str(uuid.uuid4())
+            ids.append(sid)
+            conn.execute(db.affectations.insert().values(
+                signalement_id=sid, sequence=0, nature="initiale", source="cpam", source_ref=f"TDB-{i}",
+                nir_pseudonyme="0" * 64, recu_le=now, departement=equipe[:2], file=f"{equipe}-PDP", equipe=equipe,
+                axe="PDP", priorite=2 + i, assistant=assistant, regle="test", config_version="t",
+                explication="test", echeance_premier_contact=now.date(), decide_le=now, statut="requested"))
+    engine.dispose()
+    return ids
+
+
+@SANS_CHROMIUM
+def test_dashboard_signed_in_as_responsable_shows_its_files_and_caseloads(hub_factory, sqlite_url, tmp_path,
+                                                                         emetteur):
+    from playwright.sync_api import sync_playwright
 
     _remplir(sqlite_url)
+    _affectations(sqlite_url)
+    hub = hub_factory(sqlite_url, components=("gateway",))
+    with sync_playwright() as pw:
+        browser = _navigateur(pw)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        _se_connecter(page, hub.base_url, emetteur.jeton("responsable-12"))
+        page.wait_for_selector("#table-files", timeout=30_000)
+        files = page.eval_on_selector_all("#table-files tr[data-file]", "els => els.map(e => e.dataset.file)")
+        equipes = page.eval_on_selector_all("#charges table", "els => els.map(e => e.dataset.equipe)")
+        charges_rodez = page.inner_text("#charges table[data-equipe='12-rodez']")
+        assert page.is_visible("#chiffres")  # a responsable sees the figures too
+        captures = Path(os.environ.get("AIGUILLAGE_CAPTURES", tmp_path))
+        captures.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(captures / "tableau-de-bord-responsable.png"), full_page=True)
+        # A reload keeps the session (sessionStorage); signing out forgets the token.
+        page.reload()
+        page.wait_for_selector("body[data-pret=oui]", timeout=30_000)
+        page.click("#se-deconnecter")
+        page.wait_for_selector("body[data-pret=connexion]", timeout=10_000)
+        assert page.evaluate("sessionStorage.length") == 0
+        # A bad token is refused at sign-in, with the reason.
+        page.fill("#jeton", emetteur.jeton("responsable-12", duree=-600))
+        page.click("#se-connecter")
+        page.wait_for_selector("body[data-pret=connexion]", timeout=10_000)
+        page.wait_for_function("document.getElementById('erreur-connexion').textContent.includes('expired')")
+        browser.close()
+    assert sorted(files) == ["12-millau-PDP", "12-rodez-PDP"]  # not Toulouse's: another territory
+    assert equipes == ["12-rodez", "12-millau"]
+    assert "12-rodez.ass1" in charges_rodez
+
+
+def _app(engine, emetteur):
+    from fastapi import FastAPI
+
+    from aiguillage.auth.garde import installer
+    from aiguillage.http import tableau_de_bord
+
     app = FastAPI()
+    installer(app)
+    app.include_router(tableau_de_bord.router(engine, garde(emetteur)))
+    return app
+
+
+def test_api_filters_by_period_territory_axe_and_breakdown(sqlite_url, emetteur):
+    from fastapi.testclient import TestClient
+
+    _remplir(sqlite_url)
     engine = db.make_engine(sqlite_url)
-    app.include_router(tableau_de_bord.router(engine))
-    client = TestClient(app)
+    client = TestClient(_app(engine, emetteur), headers=emetteur.entete("pilotage"))
 
     def get(**params):
         r = client.get("/v1/agregats", params=params)
@@ -124,12 +208,21 @@ def test_api_filters_by_period_territory_axe_and_breakdown(sqlite_url):
     engine.dispose()
 
 
-def test_api_answers_an_empty_list_before_the_sink_made_its_table(sqlite_url):
-    from fastapi import FastAPI
+def test_api_answers_an_empty_list_before_the_sink_made_its_table(sqlite_url, emetteur):
     from fastapi.testclient import TestClient
 
-    from aiguillage import tableau_de_bord
+    client = TestClient(_app(db.make_engine(sqlite_url), emetteur))
+    assert client.get("/v1/agregats", headers=emetteur.entete("pilotage")).json() == {"agregats": []}
 
-    app = FastAPI()
-    app.include_router(tableau_de_bord.router(db.make_engine(sqlite_url)))
-    assert TestClient(app).get("/v1/agregats").json() == {"agregats": []}
+
+def test_the_figures_need_a_staff_token_with_the_right(sqlite_url, emetteur):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(_app(db.make_engine(sqlite_url), emetteur))
+    for route in ("/v1/agregats", "/v1/agregats/territoires"):
+        r = client.get(route)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer realm="aiguillage"'
+        assert client.get(route, headers=emetteur.entete("assistant-toulouse")).json()["droit"] == "lire-agregats"
+        for role in ("pilotage", "responsable-31", "admin"):
+            assert client.get(route, headers=emetteur.entete(role)).status_code == 200
+    assert client.get("/").status_code == 200  # the page itself holds no data: it signs in

@@ -27,9 +27,9 @@ from aiguillage import topics
 from aiguillage.codec import AvroCodec
 from aiguillage.domain import Signalement, Source, signalement_id
 from aiguillage.kafka import Publieur
-from tests.kafka_util import read_topic
+from tests.kafka_util import _all_topics, read_topic, read_topics
 
-pytestmark = [pytest.mark.broker, pytest.mark.postgres]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNED = re.compile(r"ingress partitions assigned: (.*)$", re.MULTILINE)
@@ -82,7 +82,13 @@ def _missing(bootstrap: str, database_url: str, ids: set[str]) -> str:
     """Where the signalements missing from SQL got to: the worker's fault or the sink's."""
     missing = ids - set(_rows(database_url, ids))
     on_topic = {r.key.decode() for r in read_topic(bootstrap, topics.AFFECTATIONS) if r.key} & missing
-    return f"{len(missing)} missing from SQL, of which {len(on_topic)} are on the affectations topic\n"
+    out = f"{len(missing)} missing from SQL, of which {len(on_topic)} are on the affectations topic\n"
+    if missing - on_topic:  # where each got to: the records that name it, on any topic
+        tous = read_topics(bootstrap, [t for t in asyncio.run(_all_topics(bootstrap)) if not t.startswith("__")])
+        for sid in sorted(missing - on_topic)[:3]:
+            vus = [f"{r.topic}[{r.partition}]@{r.offset}" for r in tous if sid.encode() in (r.value or b"") + (r.key or b"")]
+            out += f"{sid} is in: {', '.join(vus) or 'no topic'}\n"
+    return out
 
 
 def _assignment(log: Path) -> set[str] | None:

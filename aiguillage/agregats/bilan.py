@@ -17,7 +17,8 @@ SOURCES = {"service-medical": "Service médical", "cpam": "CPAM / CCSS", "spst":
 EXTERNES = ("spst", "cap-emploi", "mdph")
 SEXES = {"F": "Femmes", "M": "Hommes"}
 TRANCHES = {"<26": "Moins de 26 ans", "26-45": "26 à 45 ans", "46-59": "46 à 59 ans", "60+": "60 ans et plus", "inconnue": "Âge inconnu"}
-RISQUES = {"maladie": "Maladie", "at-mp": "Accident du travail / maladie professionnelle", "invalidite": "Invalidité"}
+RISQUES = {"maladie": "Maladie", "at-mp": "Accident du travail / maladie professionnelle", "invalidite": "Invalidité",
+           "non-renseigne": "Non renseigné"}
 MODES = {"de-visu": "De visu (lieux d’accueil)", "visite-domicile": "Visite à domicile", "telephone": "Téléphone"}
 PRECOS = {"visite-pre-reprise": "Visite de pré-reprise auprès de la médecine du travail", "rqth": "Demande de RQTH",
           "bilan-competences": "Bilan de compétences", "cpf": "Activation du compte personnel de formation",
@@ -118,8 +119,9 @@ def _repartition(titre: str, valeurs: Mapping[str, float | None], libelles: Mapp
     lignes = []
     for k in ordre:
         lignes.append([libelles.get(k, k), _n(valeurs[k]), _pct(valeurs[k], total)])
-        if valeurs[k] is not None and total:
-            mesures[f"{prefixe}.{k}"] = valeurs[k] / total
+        v = valeurs[k]
+        if v is not None and total:
+            mesures[f"{prefixe}.{k}"] = v / total
     return [titre, "nombre", "part"], lignes
 
 

@@ -18,9 +18,8 @@ from sinks.db import agregats  # the table the ``agregats`` sink fills (sinks/db
 
 def dimensions(value: Any) -> dict[str, str]:
     """The JSON column comes back as a dict, or as text from a raw SQLite read."""
-    if isinstance(value, dict):
-        return value
-    return json.loads(value or "{}")
+    parsed = value if isinstance(value, dict) else json.loads(value or "{}")
+    return {str(k): str(v) for k, v in parsed.items()}
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def agregats(cle_: str, valeur: Valeur, seuil: int, maj_le: datetime) -> list[di
 
     if indicateur in HISTOGRAMMES:
         hist = valeur if isinstance(valeur, dict) else {}
-        n = sum(hist.values())
+        n: float = sum(hist.values())
         out: list[dict[str, Any]] = []
         for stat in HISTOGRAMMES[indicateur]:
             if stat == "moyenne":

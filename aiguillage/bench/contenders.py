@@ -4,7 +4,7 @@
 - ``peer``: a plain Faust agent doing the same copy with Faust's default settings,
   as a team that used Faust without care would write it.
 - ``floor``: the peer's copy with the hub's own Faust settings, batches (``stream.take``) and
-  fast paths (``streams.lots``, ``streams.raccourcis_faust``): what Faust itself costs the hub
+  fast paths (``streams.batches``, ``streams.faust_patches``): what Faust itself costs the hub
   before it does any work of its own, so the best a Faust hub can reach on this broker.
 - ``hub``: the real routing worker (``streams.worker.build``) on topics renamed
   under a per-run prefix, so a bench never touches a real hub's topics.
@@ -104,7 +104,7 @@ def peer(bootstrap: str, prefix: str, group: str) -> None:
     dest = app.topic(sortie(prefix), key_serializer="raw", value_serializer="raw")
 
     @app.agent(source)
-    async def copie(stream):  # type: ignore[no-untyped-def]
+    async def copie(stream):
         async for event in stream.events():
             value = codec.encode("Signalement", codec.decode("Signalement", event.value))
             await dest.send(key=event.key, value=value)
@@ -115,25 +115,27 @@ def peer(bootstrap: str, prefix: str, group: str) -> None:
 def floor(bootstrap: str, prefix: str, group: str) -> None:
     import faust
 
+    from aiguillage.broker_profile import profile
     from aiguillage.config import Settings
-    from streams import lots, raccourcis_faust, ramasse_miettes
+    from streams import batches, faust_patches, gc_tuning
     from streams.topology import make_app
 
-    raccourcis_faust.installer()
-    app = make_app(Settings(broker=f"kafka://{bootstrap}", worker_id=group))
+    settings = Settings(broker=f"kafka://{bootstrap}", worker_id=group)
+    faust_patches.install(profile(settings))
+    app = make_app(settings)
     codec = AvroCodec()
     source, dest = app.topic(entree(prefix)), app.topic(sortie(prefix))
 
     @app.agent(source, concurrency=1)
-    async def copie(stream):  # type: ignore[no-untyped-def]
-        async for events in lots.par_lots(stream):
+    async def copie(stream):
+        async for events in batches.par_lots(stream):
             acks = []
             for event in events:
                 if (value := recoder(codec, event.message.value)) is not None:
                     acks.append(await dest.send(key=event.message.key, value=value))
-            await lots.acquittements(acks)  # the batch is acked (committed) once its outputs are
+            await batches.acquittements(acks)  # the batch is acked (committed) once its outputs are
 
-    ramasse_miettes.regler()
+    gc_tuning.regler()
     faust.Worker(app, loglevel="WARN", quiet=True).execute_from_commandline()
 
 

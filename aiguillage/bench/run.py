@@ -57,6 +57,7 @@ class Figures:
     cpu_us_per_msg: float  # the contender's CPU time per record while draining: robust to a busy machine
     broker_cpu_us_per_msg: float | None = None
     rss_mb_at: dict[int, float] = field(default_factory=dict)
+    restart_s: float | None = None  # the hub: stopped after the drain, started again on its state, to its first output
     stages_ms: dict[str, list[float]] = field(default_factory=dict)  # stage -> [p50, p99] (the hub)
 
     def as_dict(self) -> dict:
@@ -75,6 +76,7 @@ class Options:
     log_dir: Path
     broker_pid: int | None = None
     store: str = "memory://"  # the hub's tables (AIGUILLAGE_STORE)
+    embedded: bool = True  # the embedded broker: the contenders get its workarounds (broker_profile)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
@@ -233,7 +235,7 @@ def spawn(kind: str, opts: Options, prefix: str, group: str) -> subprocess.Popen
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "AIGUILLAGE_DLQ_KEY": secrets.token_hex(32),
            "AIGUILLAGE_PARTITIONS": str(opts.partitions), "AIGUILLAGE_DATA_DIR": str(data_dir(opts, kind)),
-           "AIGUILLAGE_STORE": opts.store}
+           "AIGUILLAGE_STORE": opts.store, "AIGUILLAGE_EMBEDDED_BROKER": "1" if opts.embedded else "0"}
     with open(opts.log_dir / f"{kind}.log", "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "aiguillage.bench.contenders", kind,
@@ -265,8 +267,8 @@ async def warm_up(bootstrap: str, topic: str, records: list[Enregistrement], wat
     await producer.start()
     try:
         deadline = time.monotonic() + timeout
-        sent = 0
-        while watcher.count == 0:
+        sent, before = 0, watcher.count
+        while watcher.count == before:
             alive()
             if time.monotonic() > deadline or sent == len(records):
                 raise BenchError(f"no output within {timeout:.0f} s of the start")
@@ -345,12 +347,30 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         cpu = (cpu_seconds(proc.pid) - cpu0) / n * 1e6
         broker_cpu = (cpu_seconds(opts.broker_pid) - broker0) / n * 1e6 if opts.broker_pid else None
         peak = _proc_kb(proc.pid, "VmHWM") / 1024
+        restart = None
+        if kind == "hub":
+            progress(f"{kind}: restart on its state", 0, 1)
+            await asyncio.to_thread(stop, proc)
+            proc = spawn(kind, opts, prefix, f"{prefix}-app")
+            restart = await _redemarrer(opts.bootstrap, entree, data.relance, watcher, alive)
+            progress(f"{kind}: restart on its state", 1, 1)
     finally:
         await watcher.stop()
         await asyncio.to_thread(stop, proc)
         shutil.rmtree(data_dir(opts, kind), ignore_errors=True)
     return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
-                   cpu, broker_cpu, rss_at, stages)
+                   cpu, broker_cpu, rss_at, restart, stages)
+
+
+async def _redemarrer(bootstrap: str, topic: str, records: list[Enregistrement], watcher: OutputWatcher,
+                      alive: Callable[[], None]) -> float:
+    """Seconds from a new process's start, on the drained state (its tables and their changelogs),
+    to its first output of a new signalement: how long the hub is deaf after a deployment."""
+    started = time.perf_counter()
+    watcher.first_at, watcher.on_count = None, lambda n: None
+    await warm_up(bootstrap, topic, records, watcher, alive, timeout=600.0)
+    assert watcher.first_at is not None
+    return watcher.first_at - started
 
 
 @dataclass
@@ -361,6 +381,7 @@ class Donnees:
     warm: list[Enregistrement]
     paced: list[Enregistrement]
     backlog: list[Enregistrement]
+    relance: list[Enregistrement]  # sent after the hub's restart: new signalements
 
 
 async def run(kinds: list[str], opts: Options, progress: Progress) -> dict[str, Figures]:
@@ -369,5 +390,6 @@ async def run(kinds: list[str], opts: Options, progress: Progress) -> dict[str, 
         warm=generer(1200, opts.run_id, start=10**9),
         paced=generer(paced_n, opts.run_id, start=opts.count),
         backlog=generer(opts.count, opts.run_id),
+        relance=generer(6000, opts.run_id, start=2 * 10**9),
     )
     return {kind: await run_contender(kind, opts, data, progress) for kind in kinds}

@@ -3,7 +3,7 @@ ageing priorities and the life cycle of a signalement. Pure functions only: the 
 agents in ``streams/`` are thin adapters around them.
 """
 
-from aiguillage.routing.config import (
+from aiguillage.routing.config_file import (
     ConfigInvalide,
     Moteur,
     charger,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aiguillage.domain import Affectation, Axe, Signalement
-from aiguillage.routing.config import ATTENTE, Assistant, Equipe, Moteur
+from aiguillage.routing.config_file import ATTENTE, Assistant, Equipe, Moteur
 from aiguillage.routing.triage import Tri, trier
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from aiguillage.routing.config import ConfigInvalide, Moteur, charger, fichier_par_defaut
+from aiguillage.routing.config_file import ConfigInvalide, Moteur, charger, fichier_par_defaut
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from aiguillage.domain import Axe, Signalement, TrancheAge
-from aiguillage.routing.config import Conditions, Decision, Moteur, Regle
+from aiguillage.routing.config_file import Conditions, Decision, Moteur, Regle
 
 Predicat = Callable[[Signalement], bool]
 
@@ -32,19 +33,36 @@ def bornes_age(s: Signalement) -> tuple[int, int] | None:
     return None
 
 
+def _parmi(attr: str, ok: frozenset[object], s: Signalement) -> bool:
+    return getattr(s, attr) in ok
+
+
+def _consentement(v: bool, s: Signalement) -> bool:
+    # An unknown consent (None) is not a yes: ``consentement: false`` takes it to the consent queue.
+    return (s.consentement is True) is v
+
+
+def _arret_au_moins(m: int, s: Signalement) -> bool:
+    return s.arret_jours is not None and s.arret_jours >= m
+
+
+def _arret_au_plus(m: int, s: Signalement) -> bool:
+    return s.arret_jours is None or s.arret_jours <= m
+
+
 def _predicats(c: Conditions) -> tuple[Predicat, ...]:
     preds: list[Predicat] = []
     for attr in ("source", "motif", "risque", "situation", "axe_suggere"):
         valeurs = getattr(c, attr)
         if valeurs is not None:
             ok = frozenset(valeurs)
-            preds.append(lambda s, a=attr, ok=ok: getattr(s, a) in ok)
+            preds.append(partial(_parmi, attr, ok))
     if c.consentement is not None:
-        preds.append(lambda s, v=c.consentement: s.consentement is v)
+        preds.append(partial(_consentement, c.consentement))
     if c.arret_jours_min is not None:
-        preds.append(lambda s, m=c.arret_jours_min: s.arret_jours is not None and s.arret_jours >= m)
+        preds.append(partial(_arret_au_moins, c.arret_jours_min))
     if c.arret_jours_max is not None:
-        preds.append(lambda s, m=c.arret_jours_max: s.arret_jours is None or s.arret_jours <= m)
+        preds.append(partial(_arret_au_plus, c.arret_jours_max))
     if c.age_min is not None or c.age_max is not None:
         lo, hi = c.age_min if c.age_min is not None else 0, c.age_max if c.age_max is not None else 130
 

@@ -1,5 +1,22 @@
 // Dashboard of the social service: reads GET /v1/agregats, draws with plain SVG, refreshes itself.
+// It signs in first: a staff token pasted once, kept in sessionStorage (this tab, this session),
+// sent as a bearer token; GET /v1/moi says which rights it gives, and the page shows only those:
+// the figures (lire-agregats), the files of one's teams (lire-files), their caseloads (lire-charges).
 "use strict";
+
+const CLE_JETON = "aiguillage.jeton";
+let droits = [];
+
+function jeton() { return sessionStorage.getItem(CLE_JETON); }
+
+class NonConnecte extends Error {}
+
+async function lire(url) {
+  const r = await fetch(url, { headers: { Authorization: "Bearer " + jeton() } });
+  if (r.status === 401) throw new NonConnecte((await r.json()).detail || "jeton refusé");
+  if (!r.ok) throw new Error("GET " + url.split("?")[0] + ": " + r.status);
+  return r.json();
+}
 
 const SOURCES = {
   "service-medical": ["Service médical", "#1f4e79"], "cpam": ["CPAM / CCSS", "#4f9bd9"],
@@ -25,9 +42,7 @@ async function api(params) {
   const q = new URLSearchParams(params);
   const territoire = document.getElementById("territoire").value;
   if (territoire) q.set("territoire", territoire);
-  const r = await fetch("/v1/agregats?" + q.toString());
-  if (!r.ok) throw new Error("GET /v1/agregats: " + r.status);
-  return (await r.json()).agregats;
+  return (await lire("/v1/agregats?" + q.toString())).agregats;
 }
 
 // The figure as text, and the attributes that tie it to its row of /v1/agregats.
@@ -165,14 +180,82 @@ async function rafraichir() {
 
 async function territoires() {
   const sel = document.getElementById("territoire");
-  const deps = await (await fetch("/v1/agregats/territoires")).json();
+  const deps = await lire("/v1/agregats/territoires");
   const connus = new Set([...sel.options].map((o) => o.value));
   for (const d of deps) if (!connus.has(d)) sel.add(new Option("Département " + d, d));
 }
 
+// Personal rows: read on sign-in and on demand only (each read is one line of the audit trail).
+async function files() {
+  const liste = await lire("/v1/files");
+  document.getElementById("files").innerHTML = liste.length ? `<table class="tableau" id="table-files"><tr><th>File</th><th>En attente</th><th>Plus urgent</th><th>Échéance la plus proche</th></tr>${liste.map((f) => {
+    const echeance = f.signalements.map((s) => s.echeance_premier_contact).sort()[0];
+    const prio = Math.min(...f.signalements.map((s) => s.priorite));
+    return `<tr data-file="${esc(f.file)}"><td>${esc(f.file)}</td><td>${f.en_attente}</td><td>priorité ${prio}</td><td>${esc(echeance)}</td></tr>`;
+  }).join("")}</table>` : `<p class="vide">Aucun signalement en attente dans vos files.</p>`;
+}
+
+async function charges() {
+  const equipes = await lire("/v1/charges");
+  document.getElementById("charges").innerHTML = equipes.map((e) => `<h3>${esc(e.equipe)} <small>(${e.en_attente} en attente)</small></h3>` +
+    `<table class="tableau" data-equipe="${esc(e.equipe)}"><tr><th>Assistant(e)</th><th>Dossiers ouverts</th><th>Capacité</th></tr>${e.assistants.map((a) => `<tr><td>${esc(a.assistant)}</td><td>${a.actifs}</td><td>${a.capacite}</td></tr>`).join("")}</table>`).join("");
+}
+
+async function personnel() {
+  if (droits.includes("lire-files")) await files();
+  if (droits.includes("lire-charges")) await charges();
+}
+
+function connexion(message = "") {
+  sessionStorage.removeItem(CLE_JETON);
+  droits = [];
+  document.getElementById("tableau").hidden = true;
+  for (const el of document.querySelectorAll(".reglages label, .maj")) el.hidden = true;
+  document.getElementById("connexion").hidden = false;
+  document.getElementById("se-deconnecter").hidden = true;
+  document.getElementById("qui").textContent = "";
+  document.getElementById("erreur-connexion").textContent = message;
+  document.body.dataset.pret = "connexion";
+}
+
+async function demarrer() {
+  if (!jeton()) { connexion(); return; }
+  try {
+    const moi = await lire("/v1/moi");
+    droits = moi.droits;
+    document.body.dataset.droits = droits.join(" ");
+    document.getElementById("qui").textContent = `${moi.sub} — ${moi.habilitations.join(", ") || "aucun rôle"}`;
+    document.getElementById("connexion").hidden = true;
+    document.getElementById("tableau").hidden = false;
+    document.getElementById("se-deconnecter").hidden = false;
+    for (const el of document.querySelectorAll("[data-droit]")) el.hidden = !droits.includes(el.dataset.droit);
+    for (const el of document.querySelectorAll(".figures, .reglages label, .maj")) el.hidden = !droits.includes("lire-agregats");
+    await personnel();
+    if (!droits.includes("lire-agregats")) { document.body.dataset.pret = "oui"; return; }
+    boucle();
+  } catch (e) {
+    if (e instanceof NonConnecte) connexion("Jeton refusé : " + e.message);
+    else document.getElementById("maj").textContent = "erreur : " + e.message;
+  }
+}
+
 async function boucle() {
-  try { await territoires(); await rafraichir(); } catch (e) { document.getElementById("maj").textContent = "erreur : " + e.message; }
+  if (!jeton()) return;
+  try { await territoires(); await rafraichir(); } catch (e) {
+    if (e instanceof NonConnecte) { connexion("Session expirée : " + e.message); return; }
+    document.getElementById("maj").textContent = "erreur : " + e.message;
+  }
   setTimeout(boucle, 5000);
 }
+
 document.getElementById("territoire").addEventListener("change", rafraichir);
-boucle();
+document.getElementById("se-connecter").addEventListener("click", () => {
+  const t = document.getElementById("jeton").value.trim();
+  if (!t) return;
+  sessionStorage.setItem(CLE_JETON, t);
+  document.getElementById("jeton").value = "";
+  demarrer();
+});
+document.getElementById("se-deconnecter").addEventListener("click", () => connexion());
+document.getElementById("actualiser-files").addEventListener("click", () => personnel().catch((e) => { document.getElementById("maj").textContent = "erreur : " + e.message; }));
+demarrer();
