@@ -30,6 +30,14 @@ naming each one: a patch applied to code that changed would silently do somethin
    embedded broker holds whole: 50 ms there (issue 8: 314 -> 390 signalements/s).
 6. ``true-end-offsets`` (embedded only): Tansu's ListOffsets(latest) answers short; recovery
    would stop before the tail of a changelog (``aiguillage/embedded/ends.py``).
+7. ``seek-rewinds-uncommitted`` (all brokers): after a rebalance Faust rewinds its stream
+   partitions with aiokafka's ``seek_to_committed``, which does not move a partition with no
+   committed offset (nor one committed at 0). Records fetched there before the rebalance and
+   dropped with the old generation's queues were never read again, and the first commit, from
+   the acks that followed, went past them: the first records of a partition lost. Seen as two
+   MDPH signalements (offsets 0 and 1 of their partition) that never left the ingress topic in
+   the scale-out test (CI of 2026-12-02); such a partition now goes back to its beginning
+   (``consumer_auto_offset_reset`` is ``earliest``), as a committed one goes back to its offset.
 """
 
 from __future__ import annotations
@@ -182,6 +190,21 @@ def _true_end_offsets(original: Callable[..., Any]) -> Callable[..., Any]:
     return _highwaters
 
 
+# -- 7: stream partitions with nothing committed -----------------------------------------------
+
+def _rewind_uncommitted(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def seek_to_committed(self: Any) -> Mapping[Any, int]:
+        committed = await original(self)
+        app = self.app
+        if app.conf.consumer_auto_offset_reset == "earliest":
+            # None or 0: aiokafka left the position where the last fetch put it
+            unmoved = [tp for tp, offset in committed.items() if not offset and app.topics.acks_enabled_for(tp.topic)]
+            if unmoved:
+                await self.seek_to_beginning(*unmoved)
+        return committed
+    return seek_to_committed
+
+
 PATCHES = (
     Patch("recovery-resume-after-seek", Recovery, "on_recovery_completed", ("self", "generation_id"), _resume_after_seek),
     Patch("fetch-active-snapshot", driver.AIOKafkaConsumerThread, "_fetch_records",
@@ -193,6 +216,8 @@ PATCHES = (
     Patch("fetch-wait", driver.AIOKafkaConsumerThread, "_create_worker_consumer", ("self", "transport"), _fetch_wait),
     Patch("true-end-offsets", driver.AIOKafkaConsumerThread, "_highwaters", ("self", "partitions"), _true_end_offsets,
           when=lambda broker: broker.true_end_offsets),
+    Patch("seek-rewinds-uncommitted", driver.AIOKafkaConsumerThread, "seek_to_committed", ("self",),
+          _rewind_uncommitted),
 )
 _originals: dict[str, Callable[..., Any]] = {}
 

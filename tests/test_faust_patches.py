@@ -148,3 +148,91 @@ def test_the_true_end_offsets_patch_corrects_what_the_broker_announces(monkeypat
     assert asyncio.run(faust_patches._true_end_offsets(original)(thread, ["p0"])) == {"p0": 12}
 
 
+
+def _seek_to_committed_unpatched():
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    return faust_patches._originals.get("seek-rewinds-uncommitted", AIOKafkaConsumerThread.seek_to_committed)
+
+
+def _stand_in_thread(consumer, acking: set[str], reset: str = "earliest"):
+    """What the patch reads of Faust's consumer thread, over a consumer (the real thread's
+    ``call_thread`` runs on the thread's own loop; here on the test's)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    async def call_thread(fun, *args):
+        return await fun(*args)
+
+    thread = SimpleNamespace(call_thread=call_thread, _ensure_consumer=lambda: consumer,
+                             app=SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset=reset),
+                                                 topics=SimpleNamespace(acks_enabled_for=acking.__contains__)))
+    thread.seek_to_beginning = lambda *tps: AIOKafkaConsumerThread.seek_to_beginning(thread, *tps)
+    return thread
+
+
+def test_the_seek_after_a_rebalance_rewinds_a_stream_partition_with_nothing_committed():
+    """What the patch decides: committed partitions are left to aiokafka; a stream partition with
+    nothing committed (None, or 0) goes back to its beginning; a changelog (no acks) and an app
+    that resets to "latest" are left alone; Faust reads the committed offsets back unchanged."""
+    from aiokafka import TopicPartition
+
+    a, b, c, log = (TopicPartition(t, n) for t, n in (("entrants", 0), ("entrants", 1), ("entrants", 2), ("changelog", 0)))
+
+    class Consumer:
+        def __init__(self):
+            self.debuts = []
+
+        async def seek_to_committed(self):
+            return {a: None, b: 0, c: 7, log: None}
+
+        async def seek_to_beginning(self, *tps):
+            self.debuts.extend(tps)
+
+    consumer = Consumer()
+    patched = faust_patches._rewind_uncommitted(_seek_to_committed_unpatched())
+    assert asyncio.run(patched(_stand_in_thread(consumer, {"entrants"}))) == {a: None, b: 0, c: 7, log: None}
+    assert consumer.debuts == [a, b]
+    consumer.debuts.clear()
+    asyncio.run(patched(_stand_in_thread(consumer, {"entrants"}, reset="latest")))
+    assert consumer.debuts == []
+
+
+@pytest.mark.kafka
+def test_on_kafka_a_partition_never_committed_is_read_again_from_its_start_after_the_seek(kafka):
+    """The loss the patch closes, on Apache Kafka: records fetched from a partition with nothing
+    committed, then dropped (Faust drops what it fetched while its flow was stopped, and the old
+    generation's queues), were never fetched again: aiokafka's seek_to_committed leaves the
+    position past them; the patched seek brings it back to the first record."""
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topic = f"essai-rembobinage-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic, 0)
+
+    async def scenario() -> tuple[int, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+        await producer.start()
+        for i in range(3):
+            await producer.send_and_wait(topic, b"%d" % i, partition=0)
+        await producer.stop()
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap, group_id=topic,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            fetched = sum(len(r) for r in (await consumer.getmany(timeout_ms=10_000)).values())
+            assert fetched == 3  # ... and dropped, as Faust drops them
+            thread = _stand_in_thread(consumer, {topic})
+            await _seek_to_committed_unpatched()(thread)
+            unpatched = await consumer.position(tp)
+            await faust_patches._rewind_uncommitted(_seek_to_committed_unpatched())(thread)
+            return unpatched, await consumer.position(tp)
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(scenario()) == (3, 0), "(position after aiokafka's seek, after the patched one)"
