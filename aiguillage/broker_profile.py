@@ -19,7 +19,7 @@ from aiguillage.config import Settings
 class BrokerProfile:
     name: str
     idempotent_producers: bool  # retries never write a record twice (needs InitProducerId)
-    true_end_offsets: bool  # recovery checks the end offsets by a fetch (streams/embarque.py)
+    true_end_offsets: bool  # recovery checks the end offsets by a fetch (aiguillage/embedded/ends.py)
     fetch_max_wait_ms: int | None  # None: Faust's own (1,500 ms; a fetch returns at the first record on Kafka)
     session_timeout: float  # seconds before a silent group member is dropped
     heartbeat_interval: float
