@@ -137,15 +137,22 @@ def test_a_restart_reuses_the_registered_ids_without_new_versions(registry, monk
         assert first.registry.latest(name).schema_id == second.registry.latest(name).schema_id
 
 
+def _newer_signalement(codec, registry, subject: str, field: str, value: str) -> tuple[int, io.BytesIO]:
+    """A partner's newer, compatible Signalement (one more field, with a default) registered under
+    ``subject``, and a record written with it in the wire format."""
+    raw = json.loads(json.dumps(codec.registry.latest("Signalement").raw))
+    raw["fields"].append({"name": field, "type": "string", "default": "api"})
+    newer_id = registry.register(subject, json.dumps(raw))
+    buf = io.BytesIO()
+    buf.write(struct.pack(">bI", 0, newer_id))
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(raw), {**_signalement(), field: value})
+    return newer_id, buf
+
+
 def test_an_unknown_id_on_the_wire_is_fetched_once_then_cached(registry, monkeypatch):
     codec = make_codec(_settings(registry.url))
     # A partner produces with a newer, compatible Signalement it registered itself.
-    raw = json.loads(json.dumps(codec.registry.latest("Signalement").raw))
-    raw["fields"].append({"name": "canal", "type": "string", "default": "api"})
-    newer_id = registry.register("signalements.entrants.spst-value", json.dumps(raw))
-    buf = io.BytesIO()
-    buf.write(struct.pack(">bI", 0, newer_id))
-    fastavro.schemaless_writer(buf, fastavro.parse_schema(raw), {**_signalement(), "canal": "sftp"})
+    newer_id, buf = _newer_signalement(codec, registry, "signalements.entrants.spst-value", "canal", "sftp")
     calls = _record_calls(monkeypatch)
 
     for _ in range(3):
@@ -159,12 +166,7 @@ def test_an_agent_fetches_a_new_id_before_decoding_without_blocking_and_remember
     the asynchronous client, once; an id the registry does not know asked about once, then refused
     from memory (a flood of bogus records costs one request)."""
     codec = make_codec(_settings(registry.url))
-    raw = json.loads(json.dumps(codec.registry.latest("Signalement").raw))
-    raw["fields"].append({"name": "canal2", "type": "string", "default": "api"})
-    newer_id = registry.register("signalements.entrants.cpam-value", json.dumps(raw))
-    buf = io.BytesIO()
-    buf.write(struct.pack(">bI", 0, newer_id))
-    fastavro.schemaless_writer(buf, fastavro.parse_schema(raw), {**_signalement(), "canal2": "x"})
+    newer_id, buf = _newer_signalement(codec, registry, "signalements.entrants.cpam-value", "canal2", "x")
     bogus = b"\x00\x00\x0f\x42\x3fxx"
     asked: list[str] = []
     real_acall = ConfluentSchemaRegistry._acall
