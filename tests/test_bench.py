@@ -22,11 +22,13 @@ KINDS = ("limit", "peer", "floor", "hub")
 @pytest.mark.parametrize("broker", [pytest.param("embedded", marks=pytest.mark.embedded),
                                     pytest.param("kafka", marks=pytest.mark.kafka)])
 def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json(broker, tmp_path):
-    """On a fresh broker of each kind, as `aiguillage bench --broker embedded|kafka` starts it."""
+    """On a fresh broker of each kind, as `aiguillage bench --broker embedded|kafka` starts it; on the
+    embedded one, with py-spy's profile of the hub."""
     out = tmp_path / "bench.json"
+    profile = ["--profile"] if broker == "embedded" else []
     proc = subprocess.run(
         [sys.executable, "-m", "aiguillage", "bench", "--count", "2000", "--rate", "500",
-         "--duration", "2", "--broker", broker, "--json", str(out)],
+         "--duration", "2", "--broker", broker, "--json", str(out), *profile],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -51,6 +53,12 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
     assert re.search(r"hub latency by stage, p50 / p99 ms: to the routing decision \d+ / \d+; "
                      r"to the Affectation sent \d+ / \d+; to the bench's read \d+ / \d+", proc.stdout)
 
+    if profile:
+        assert re.search(r"hub profile \(py-spy, [\d,]+ samples over the drain\), % of samples:\n"
+                         r"  by layer of the running frame: hub \d+\.\d.*\n"
+                         r"  by agent or timer, with what it calls: .*routage_agent \(streams/ingress.py\) \d+\.\d.*\n"
+                         r"  frames that ran most: .+", proc.stdout), proc.stdout
+
     figures = json.loads(out.read_text())
     assert figures["count"] == 2000 and figures["rate"] == 500 and figures["store"] == "memory://"
     assert figures["broker"] == broker
@@ -68,6 +76,11 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
     assert all(figures["results"][k]["stages_ms"] == {} for k in ("limit", "peer", "floor"))
     assert figures["results"]["hub"]["restart_s"] > 0
     assert all(figures["results"][k]["restart_s"] is None for k in ("limit", "peer", "floor"))
+    if profile:  # what the hub's agents ran is sampled: routing and the teams, at least
+        p = figures["results"]["hub"]["profile"]
+        assert p["samples"] > 0 and {"routage_agent (streams/ingress.py)", "equipes_agent (streams/teams.py)"} <= set(p["tasks_pct"])
+        assert math.isclose(sum(p["layers_pct"].values()), 100, abs_tol=1)
+    assert all(figures["results"][k]["profile"] is None for k in ("limit", "peer", "floor"))
     assert set(figures["targets"]) == {"hub / peer throughput >= 1.0", "stretch: hub / floor throughput >= 0.5",
                                        "hub p99 <= 2 x floor p99", "own work <= 60 µs"}
     assert set(figures["ratios"]) == {"hub_limit_throughput", "hub_peer_throughput", "hub_limit_p99",
@@ -96,3 +109,12 @@ def test_bench_refuses_an_unknown_store():
     )
     assert proc.returncode == 2
     assert "--store 'redis://'" in proc.stderr and "rocksdb://" in proc.stderr
+
+
+def test_bench_refuses_a_profile_without_the_hub():
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiguillage", "bench", "--only", "limit", "--profile"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--profile samples the hub" in proc.stderr

@@ -141,9 +141,22 @@ def render(console: Console, out: dict, meta: dict) -> None:
         m = out["memory"]
         console.print(f"hub RSS after 100,000: {m['hub_rss_mb_100k']} MB, after 400,000: "
                       f"{m['hub_rss_mb_400k']} MB ({m['growth']:+.1%})")
+    for name, f in out["results"].items():
+        if f.get("profile"):
+            render_profile(console, name, f["profile"])
     if out["targets"]:
         console.print("targets (issue 22): " + "; ".join(f"{k}: {'met' if v else 'NOT met'}"
                                                          for k, v in out["targets"].items()), soft_wrap=True)
+
+
+def render_profile(console: Console, name: str, p: dict) -> None:
+    def parts(d: dict) -> str:
+        return "; ".join(f"{k} {v:.1f}" for k, v in d.items())
+
+    console.print(f"{name} profile (py-spy, {p['samples']:,} samples over the drain), % of samples:", soft_wrap=True)
+    console.print(f"  by layer of the running frame: {parts(p['layers_pct'])}", soft_wrap=True)
+    console.print(f"  by agent or timer, with what it calls: {parts(p['tasks_pct'])}", soft_wrap=True)
+    console.print(f"  frames that ran most: {parts(p['top_self_pct'])}", soft_wrap=True)
 
 
 def bench(
@@ -162,6 +175,10 @@ def bench(
                               "(on disk, with the waiting files: memory stays flat as signalements accumulate); "
                               "default: AIGUILLAGE_STORE, else memory:// (rocksdb:// with --memory-check)."),
     json_path: str = typer.Option(None, "--json", help="Also write the figures as JSON to this file ('-': stdout)."),
+    profile: bool = typer.Option(False, "--profile",
+                                 help="Sample the hub with py-spy while it drains its backlog and print where its "
+                                 "CPU goes: by layer, by frame, by agent (needs py-spy: the bench extra). "
+                                 "py-spy's own CPU shares the machine: compare rates of runs without it."),
 ) -> None:
     """Measure the hub against the limit (a raw aiokafka copy loop), a peer (a naive Faust copy agent)
     and the floor (the same copy with the hub's own Faust settings and batches: what Faust itself
@@ -172,6 +189,7 @@ def bench(
 
     Example:  aiguillage bench --count 200000 --rate 500 --json bench.json
     """
+    from aiguillage.bench import profil
     from aiguillage.bench.run import BenchError, Options, run
     from aiguillage.config import STORES
     from aiguillage.kafka_local import KafkaJarsError, LocalKafkaError
@@ -192,6 +210,15 @@ def bench(
     if broker not in ("embedded", "kafka") and not broker.startswith("kafka://"):
         err.print(f"[bold red]error:[/] --broker {broker!r}: expected embedded, kafka or kafka://host:port")
         raise typer.Exit(2)
+    if profile:
+        if "hub" not in only:
+            err.print("[bold red]error:[/] --profile samples the hub: add --only hub, or leave --only out")
+            raise typer.Exit(2)
+        try:
+            profil.executable()
+        except profil.ProfilIndisponible as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
     log_dir = Path(tempfile.mkdtemp(prefix="aiguillage-bench-"))
     try:
         started = start_broker(broker, log_dir)
@@ -201,7 +228,7 @@ def bench(
     bootstrap = started.bootstrap if started else ",".join(p.split("://", 1)[-1] for p in broker.split(","))
     broker_pid = broker_process(started)
     opts = Options(bootstrap, count, rate, duration, partitions, log_dir, broker_pid, store,
-                   embedded=broker == "embedded")
+                   embedded=broker == "embedded", profile=profile)
     meta = {"count": count, "rate": rate, "duration": duration, "partitions": partitions, "store": store,
             "broker": broker, "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(),
             "logs": str(log_dir)}
@@ -217,7 +244,7 @@ def bench(
 
             results = asyncio.run(run([k for k in KINDS if k in only], opts, progress))
             domaine = mesurer_domaine(count, opts.run_id, progress) if "hub" in only else None
-    except BenchError as exc:
+    except (BenchError, profil.ProfilIndisponible) as exc:
         err.print(f"[bold red]bench failed:[/] {exc}")
         raise typer.Exit(1) from None
     finally:

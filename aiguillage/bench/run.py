@@ -13,6 +13,7 @@ machine: to its routing decision (the Affectation's ``decide_le``, stamped by th
 to the team agent's send of the Affectation (the record's timestamp), to the bench's read.
 Memory: the contender's resident set (``VmRSS``) at every 100,000 backlog outputs, and its
 peak (``VmHWM``), read from ``/proc``.
+Profile (``--profile``): py-spy samples the hub from its resumption to its last output.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from aiguillage.bench import contenders
+from aiguillage.bench import contenders, profil
 from aiguillage.bench.donnees import Enregistrement, generer
 from aiguillage.codec import AvroCodec
 
@@ -59,6 +60,7 @@ class Figures:
     rss_mb_at: dict[int, float] = field(default_factory=dict)
     restart_s: float | None = None  # the hub: stopped after the drain, started again on its state, to its first output
     stages_ms: dict[str, list[float]] = field(default_factory=dict)  # stage -> [p50, p99] (the hub)
+    profile: dict | None = None  # the hub's py-spy profile over its drain (--profile): profil.resumer
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -77,6 +79,7 @@ class Options:
     broker_pid: int | None = None
     store: str = "memory://"  # the hub's tables (AIGUILLAGE_STORE)
     embedded: bool = True  # the embedded broker: the contenders get its workarounds (broker_profile)
+    profile: bool = False  # py-spy samples the hub while it drains (aiguillage/bench/profil.py)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
@@ -331,6 +334,8 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
             proc.send_signal(signal.SIGCONT)
             resumed = time.perf_counter()
         cpu0, broker0 = cpu_seconds(proc.pid), cpu_seconds(opts.broker_pid)
+        spy = (profil.Enregistrement(proc.pid, opts.log_dir / "hub-profile.txt", opts.log_dir / "py-spy.log")
+               if opts.profile and kind == "hub" else None)
         rss_at: dict[int, float] = {}
 
         def on_count(total: int) -> None:
@@ -347,6 +352,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         cpu = (cpu_seconds(proc.pid) - cpu0) / n * 1e6
         broker_cpu = (cpu_seconds(opts.broker_pid) - broker0) / n * 1e6 if opts.broker_pid else None
         peak = _proc_kb(proc.pid, "VmHWM") / 1024
+        profile = await asyncio.to_thread(spy.arreter) if spy is not None else None
         restart = None
         if kind == "hub":
             progress(f"{kind}: restart on its state", 0, 1)
@@ -359,7 +365,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         await asyncio.to_thread(stop, proc)
         shutil.rmtree(data_dir(opts, kind), ignore_errors=True)
     return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
-                   cpu, broker_cpu, rss_at, restart, stages)
+                   cpu, broker_cpu, rss_at, restart, stages, profile)
 
 
 async def _redemarrer(bootstrap: str, topic: str, records: list[Enregistrement], watcher: OutputWatcher,
