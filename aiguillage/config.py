@@ -46,6 +46,10 @@ class Settings(BaseSettings):
         "only with the waiting files; one data_dir per worker)",
     )
     worker_id: str = "aiguillage"
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", description="the worker's event loop: uvloop (libuv; less CPU per record) or "
+        "asyncio (the standard library's)",
+    )
     embedded_broker: bool = Field(
         default=False, description="set by `aiguillage up` on its embedded broker: works around its quirks"
     )

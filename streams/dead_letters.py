@@ -9,6 +9,7 @@ the batch from being acknowledged (:class:`streams.batches.EnvoiImpossible`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiguillage import metrics
@@ -17,6 +18,20 @@ from aiguillage.dlq import Rejet, dead_letter
 from streams import batches
 
 log = logging.getLogger(__name__)
+
+
+class Origine:
+    """What an output came from when it is not a whole record: one message of a record (the team
+    agent's packets). Its payload is made only if it is dead-lettered, not for every message."""
+
+    __slots__ = ("_payload", "msg", "source")
+
+    def __init__(self, msg: Any, payload: Callable[[], bytes], source: str | None) -> None:
+        self.msg, self._payload, self.source = msg, payload, source
+
+    @property
+    def payload(self) -> bytes:
+        return self._payload()
 
 
 class DeadLetters:
@@ -65,7 +80,8 @@ class DeadLetters:
             if id(origine) in vus:
                 continue
             vus.add(id(origine))
-            msg, payload, source = origine if isinstance(origine, tuple) else (origine, None, None)
+            msg, payload, source = ((origine.msg, origine.payload, origine.source) if isinstance(origine, Origine)
+                                    else (origine, None, None))
             rejet = Rejet("envoi-impossible", f"an output of this record was never acknowledged: {type(erreur).__name__}")
             await self.envoyer(envois, msg, rejet, stage, source, payload)
         if await envois.confirmer():

@@ -35,7 +35,7 @@ from aiguillage.routing.affectation import placer
 from aiguillage.routing.priorite import EnAttente
 from aiguillage.routing.rechargement import ConfigCourante
 from streams import batches
-from streams.dead_letters import DeadLetters
+from streams.dead_letters import DeadLetters, Origine
 from streams.topology import Topology
 from streams.waiting_files import FilesAttente, FilesEnMemoire
 
@@ -172,7 +172,8 @@ class Equipes:
             return 1
         for equipe, m in recus:
             # Dead-lettered as a packet of one: the team travels with it (`aiguillage dlq replay`).
-            origine = (msg, messages.encoder_paquet([(equipe, m)]), getattr(getattr(m, "aff", None), "source", None))
+            origine = Origine(msg, partial(messages.encoder_paquet, [(equipe, m)]),
+                              _source(getattr(getattr(m, "aff", None), "source", None)))
             trace = getattr(m, "trace", None)  # a signalement's journey, when tracing is on
             span = trace and tracing.debut("equipe", traceparent=trace, equipe=equipe,
                                            signalement_id=m.aff.signalement_id)  # type: ignore[union-attr]
@@ -184,7 +185,7 @@ class Equipes:
             except Exception as exc:
                 log.exception("team agent failed on a message to %s", equipe)
                 await self.rejets.envoyer(self.envois, msg, Rejet("erreur-interne", f"{type(exc).__name__}"), STAGE,
-                                          source=_source(origine[2]), payload=origine[1])
+                                          source=origine.source, payload=origine.payload)
             finally:
                 tracing.fin(span)
         return len(recus)

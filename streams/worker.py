@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from aiguillage.config import Settings
 from aiguillage.routing.rechargement import ConfigCourante
 from aiguillage.schema_registry import make_codec
 from streams import (
+    event_loop,
     faust_patches,
     figures,
     gc_tuning,
@@ -74,6 +76,10 @@ def surveiller(app: faust.App, topo: Topology, settings: Settings, ag: Any) -> N
         async def exposer() -> None:
             await ops.serve(settings.metrics_port, checks, host=settings.http_host)  # type: ignore[arg-type]
 
+    @app.task
+    async def annoncer() -> None:  # the loop the worker really runs on (AIGUILLAGE_EVENT_LOOP)
+        log.info("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
+
     @app.timer(interval=15.0, name="surveillance")
     async def mesurer() -> None:
         if settings.store == "memory://":  # on disk, a count reads every key: not every 15 s
@@ -100,6 +106,7 @@ def run(settings: Settings) -> None:
     except Exception as exc:  # noqa: BLE001 - Faust declares them too; a broker away is its retry's business
         log.warning("could not make the internal topics before joining (%s); Faust will", exc)
     gc_tuning.regler()
+    event_loop.choisir(settings.event_loop)
     tracing.configurer("worker")
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
                           logging_config=logs.config(settings.log_level, settings.log_format, "worker"))

@@ -178,3 +178,5 @@ def test_three_workers_share_the_partitions_and_a_killed_one_loses_nothing(worke
     ]
     assert set(on_topic) == ids
     print(f"affectations on the topic for 300 signalements: {len(on_topic)} (at least once)")
+    # The deployed worker's event loop (AIGUILLAGE_EVENT_LOOP's default), as its log says it runs.
+    assert all("event loop: uvloop" in p.read_text(errors="replace") for p in logs), all_logs()

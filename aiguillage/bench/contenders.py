@@ -3,8 +3,8 @@
 - ``limit``: a plain aiokafka loop, decode + re-encode the Avro, produce; nothing else.
 - ``peer``: a plain Faust agent doing the same copy with Faust's default settings,
   as a team that used Faust without care would write it.
-- ``floor``: the peer's copy with the hub's own Faust settings, batches (``stream.take``) and
-  fast paths (``streams.batches``, ``streams.faust_patches``): what Faust itself costs the hub
+- ``floor``: the peer's copy with the hub's own Faust settings, batches (``stream.take``),
+  fast paths (``streams.batches``, ``streams.faust_patches``) and event loop: what Faust itself costs the hub
   before it does any work of its own, so the best a Faust hub can reach on this broker.
 - ``hub``: the real routing worker (``streams.worker.build``) on topics renamed
   under a per-run prefix, so a bench never touches a real hub's topics.
@@ -117,7 +117,7 @@ def floor(bootstrap: str, prefix: str, group: str) -> None:
 
     from aiguillage.broker_profile import profile
     from aiguillage.config import Settings
-    from streams import batches, faust_patches, gc_tuning
+    from streams import batches, event_loop, faust_patches, gc_tuning
     from streams.topology import make_app
 
     settings = Settings(broker=f"kafka://{bootstrap}", worker_id=group)
@@ -136,6 +136,7 @@ def floor(bootstrap: str, prefix: str, group: str) -> None:
             await batches.acquittements(acks)  # the batch is acked (committed) once its outputs are
 
     gc_tuning.regler()
+    event_loop.choisir(settings.event_loop)
     faust.Worker(app, loglevel="WARN", quiet=True).execute_from_commandline()
 
 
