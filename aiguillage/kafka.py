@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import sqlite3
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
+from murmurhash2 import murmurhash2
 
 from aiguillage.broker_profile import profile
 from aiguillage.codec import AvroCodec
@@ -17,11 +18,25 @@ from aiguillage.config import get_settings
 from aiguillage.embedded.outbox import Outbox
 from aiguillage.security import kafka_client_kwargs
 
+MURMUR2_SEED = 0x9747B28C  # the Java client's (and aiokafka's) murmur2 seed
+
 
 def partition_de(cle: bytes, n: int) -> int:
     """The partition Kafka's default partitioner gives ``cle`` among ``n`` (murmur2, as aiokafka
-    and the Java client do): where a record with that key goes, and so its table entry."""
-    return (murmur2(cle) & 0x7FFFFFFF) % n
+    and the Java client do): where a record with that key goes, and so its table entry. In C:
+    aiokafka's pure-Python murmur2 took 11 µs a key, 2.4 % of the worker's CPU
+    (`aiguillage bench --profile`); tests/test_partitions.py checks both agree."""
+    return (murmurhash2(cle, MURMUR2_SEED) & 0x7FFFFFFF) % n
+
+
+class Murmur2Partitioner:
+    """aiokafka's DefaultPartitioner (the same partition for every key) on :func:`partition_de`:
+    the workers' producers use it (Faust's ``producer_partitioner``)."""
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return random.choice(available or all_partitions)
+        return all_partitions[partition_de(key, len(all_partitions))]
 
 
 PUBLISH_TIMEOUT = 10.0  # seconds a write may wait for its ack before the caller hears "no"

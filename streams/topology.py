@@ -15,6 +15,7 @@ from aiguillage import topics
 from aiguillage.broker_profile import profile
 from aiguillage.config import Settings
 from aiguillage.domain import Source
+from aiguillage.kafka import Murmur2Partitioner
 from aiguillage.security import faust_credentials
 
 # RocksDB, per table and partition (each is a database of its own: ~35 per worker at 4
@@ -85,6 +86,7 @@ def make_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
         producer_acks=-1,
+        producer_partitioner=Murmur2Partitioner(),  # the default's partitions, hashed in C
     )
     app.broker_profile = broker  # type: ignore[attr-defined]  # read by two of streams/faust_patches.py's patches
     return app
