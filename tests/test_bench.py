@@ -55,7 +55,7 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
 
     if profile:
         assert re.search(r"hub profile \(py-spy, [\d,]+ samples over the drain\), % of samples:\n"
-                         r"  by layer of the running frame: hub \d+\.\d.*\n"
+                         r"  by layer of the running frame: (.+; )?hub \d+\.\d.*\n"
                          r"  by agent or timer, with what it calls: .*routage_agent \(streams/ingress.py\) \d+\.\d.*\n"
                          r"  frames that ran most: .+", proc.stdout), proc.stdout
 

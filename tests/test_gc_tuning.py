@@ -33,5 +33,7 @@ def test_the_worker_sets_them_after_building_the_app(monkeypatch) -> None:
     monkeypatch.setattr(worker, "build", lambda _s: appels.append("build"))
     monkeypatch.setattr(worker.faust, "Worker", Worker)
     monkeypatch.setattr(gc_tuning, "regler", lambda: appels.append("regler"))
-    worker.run(SimpleNamespace(log_level="warning", log_format="text"))  # type: ignore[arg-type]
-    assert appels == ["build", "regler", "worker", "run"]
+    monkeypatch.setattr(worker.event_loop, "choisir", lambda nom: appels.append(f"loop {nom}"))
+    worker.run(SimpleNamespace(log_level="warning", log_format="text", event_loop="uvloop"))  # type: ignore[arg-type]
+    # The loop is chosen before the worker makes its own (this process's policy stays as it is)
+    assert appels == ["build", "regler", "loop uvloop", "worker", "run"]
