@@ -114,7 +114,7 @@ class Equipes:
     # -- writing and sending what it says ---------------------------------------------------
 
     def ecrire(self, d: core.Decision) -> None:
-        for e in d.ecritures:
+        for e in d.ecritures_finales():
             if isinstance(e, core.PoserDossier):
                 self.topo.dossiers[e.sid] = e.dossier.model_dump(mode="json")
                 if e.dossier.en_attente:

@@ -150,6 +150,10 @@ def test_a_full_team_whose_neighbour_is_full_here_too_waits_at_once():
     assert not sorties(d, equipe.Transmettre)
     (e,) = sorties(d, equipe.EmettreAffectation)
     assert e.aff.assistant is None and "pleine aussi" in e.aff.explication
+    # The assuré's entry is set twice (moved, then the waiting case): written once, as it ends.
+    assert [o.ouvert.transfere for o in ecrites(d, equipe.PoserOuvert)] == ["31-b", None]
+    (final,) = [w for w in d.ecritures_finales() if isinstance(w, equipe.PoserOuvert)]
+    assert final.ouvert.dossier == e.aff.signalement_id and final == ecrites(d, equipe.PoserOuvert)[-1]
 
 
 def test_an_overflow_that_finds_the_neighbour_full_too_goes_back_to_wait_at_home():
@@ -372,3 +376,22 @@ def test_a_dedup_entry_expires_only_when_all_its_ids_are_past_the_horizon():
     a = accueil.retenir(a, [(s2, accueil.accueillir(a, s2, MOTEUR, plus_tard))], plus_tard)
     assert not accueil.expire(a, T + accueil.HORIZON_DEDUP + timedelta(days=1))  # R2 is still within
     assert accueil.expire(a, plus_tard + accueil.HORIZON_DEDUP + timedelta(days=1))
+
+
+def test_the_final_writes_leave_the_tables_as_every_write_would():
+    def appliquer(ecritures):
+        t = {}
+        for w in ecritures:
+            cle = (type(w).__name__, getattr(w, "cle", None) or getattr(w, "sid", None) or (w.equipe, getattr(w, "assistant", None)))
+            t[cle] = w
+        return t
+
+    d = equipe.Decision(ecritures=[
+        equipe.PoserOuvert("31-a|n1", equipe.Ouvert(transfere="31-b")), equipe.PoserCharge("31-a", "a1", 3),
+        equipe.CompterEscalade("31-a", 1), equipe.PoserOuvert("31-a|n2", None),
+        equipe.PoserOuvert("31-a|n1", equipe.Ouvert(dossier="s1")), equipe.PoserCharge("31-a", "a1", 2),
+        equipe.CompterEscalade("31-a", 2),
+    ])
+    finales = d.ecritures_finales()
+    assert appliquer(finales) == appliquer(d.ecritures)
+    assert len(finales) == 5  # an entry and a caseload set twice: once each; the escalation counts kept

@@ -137,6 +137,22 @@ class Decision:
     ecritures: list[Ecriture] = field(default_factory=list)
     sorties: list[Sortie] = field(default_factory=list)
 
+    def ecritures_finales(self) -> list[Ecriture]:
+        """The writes with each assuré entry and caseload set only to its last value: a full team
+        sets the assuré's entry to "moved", then, its neighbour full too, to the waiting case.
+        Each write is a changelog record; what the table ends up holding is the same."""
+        derniere = {cle: i for i, e in enumerate(self.ecritures) if (cle := _cle_ecrite(e)) is not None}
+        return [e for i, e in enumerate(self.ecritures) if (cle := _cle_ecrite(e)) is None or derniere[cle] == i]
+
+
+def _cle_ecrite(e: Ecriture) -> tuple[str, ...] | None:
+    """The entry a write sets outright (the last one wins), or None for a write kept as it is."""
+    if isinstance(e, PoserOuvert):
+        return ("ouvert", e.cle)
+    if isinstance(e, PoserCharge):
+        return ("charge", e.equipe, e.assistant)
+    return None
+
 
 @dataclass
 class Contexte:
