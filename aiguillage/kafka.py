@@ -30,8 +30,8 @@ def partition_de(cle: bytes, n: int) -> int:
 
 
 class Murmur2Partitioner:
-    """aiokafka's DefaultPartitioner (the same partition for every key) on :func:`partition_de`:
-    the workers' producers use it (Faust's ``producer_partitioner``)."""
+    """aiokafka's DefaultPartitioner over :func:`partition_de`: every key gets the partition the
+    default would give it. The workers' producers use it (Faust's ``producer_partitioner``)."""
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
         if key is None:
