@@ -5,6 +5,7 @@ Plain pydantic models, no I/O. Their Avro twins live in ``schemas/avro/``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -97,6 +98,9 @@ def departement_de_commune(commune_insee: str) -> str:
     return code[:3] if code.startswith("97") else code[:2]
 
 
+_UUID_CANONIQUE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 class Signalement(BaseModel):
     """A referral in canonical form, as published on ``signalements.entrants.<source>``."""
 
@@ -126,7 +130,8 @@ class Signalement(BaseModel):
     @field_validator("signalement_id")
     @classmethod
     def _uuid(cls, v: str) -> str:
-        uuid.UUID(v)
+        if not _UUID_CANONIQUE.fullmatch(v):  # the usual form, checked in C; others as uuid reads them
+            uuid.UUID(v)
         return v
 
     def age(self, annee: int) -> int | None:

@@ -50,6 +50,7 @@ class Routeur:
         """Route a batch. Raises only :class:`streams.batches.EnvoiImpossible`."""
         maintenant = datetime.now(UTC)
         await self.codec.connaitre(e.message.value for e in events)  # a new schema id: fetched, not blocking
+        lus: dict[str, Assure] = {}  # assuré -> their entry as the table held it before this batch
         lot: dict[str, Assure] = {}  # assuré -> their entry as this batch leaves it (hint, ids)
         routes: dict[str, list[tuple[faust.types.EventT, Signalement, accueil.Routage]]] = {}
         paquets = batches.Paquets(self.topo.app.conf.topic_partitions)
@@ -61,7 +62,9 @@ class Routeur:
                 continue
             logs.avec_id(s.signalement_id)
             nir = s.nir_pseudonyme
-            assure = lot.get(nir) or Assure.lire(self.topo.assures.get(nir))
+            if nir not in lus:
+                lus[nir] = Assure.lire(self.topo.assures.get(nir))
+            assure = lot.get(nir) or lus[nir]
             try:
                 r = accueil.accueillir(assure, s, self.config.moteur, maintenant)
             except Exception as exc:
@@ -83,8 +86,9 @@ class Routeur:
             acquis = [(s, r) for event, s, r in faits if id(event.message) not in perdus]
             if acquis:
                 batches.pour(faits[-1][0])
-                avant = Assure.lire(self.topo.assures.get(nir))
-                self.topo.assures[nir] = accueil.retenir(avant, acquis, maintenant).model_dump(mode="json")
+                # All sent (the usual case): the batch's own entry is that of its acknowledged routings.
+                entree = lot[nir] if len(acquis) == len(faits) else accueil.retenir(lus[nir], acquis, maintenant)
+                self.topo.assures[nir] = entree.model_dump(mode="json")
         await self.rejets.apres_echecs(self.envois, await self.envois.confirmer(), STAGE)
 
     async def _emettre(self, event: faust.types.EventT, s: Signalement, r: accueil.Routage,

@@ -3,10 +3,14 @@ from __future__ import annotations
 import itertools
 import json
 import struct
+import uuid
 from datetime import UTC, datetime
 
 import fastavro
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from aiguillage.codec import AvroCodec, CodecError, LocalSchemaRegistry, schemas_dir
 from aiguillage.domain import Signalement, signalement_id
@@ -105,3 +109,20 @@ def _sample(raw: dict) -> dict:
             t = next(x for x in t if x != "null")
         out[f["name"]] = zero.get(t, 0) if isinstance(t, str) else {}
     return out
+
+
+@given(st.one_of(st.uuids().map(str), st.uuids().map(lambda u: u.hex.upper()), st.uuids().map(lambda u: f"{{{u}}}"),
+                 st.text(alphabet="0123456789abcdefABCDEF-{}:urnid", max_size=45)))
+def test_a_signalement_id_is_what_uuid_reads(v):
+    """The canonical form is checked by a regex (fast), any other as the uuid module reads it."""
+    try:
+        uuid.UUID(v)
+        lisible = True
+    except ValueError:
+        lisible = False
+    try:
+        _signalement().model_validate({**_signalement().model_dump(), "signalement_id": v})
+        accepte = True
+    except ValidationError:
+        accepte = False
+    assert accepte is lisible
