@@ -118,3 +118,13 @@ def test_bench_refuses_a_profile_without_the_hub():
     )
     assert proc.returncode == 2
     assert "--profile samples the hub" in proc.stderr
+
+
+def test_the_own_work_measure_decides_every_signalement_in_batches():
+    """Without a broker: packets of PAQUET, a last partial one, every signalement an Affectation."""
+    from aiguillage.bench.domaine import mesurer
+    from aiguillage.bench.donnees import generer
+
+    figures = mesurer(generer(250, "unit"), paquet=100)
+    assert figures["count"] == 250 and figures["affectations"] == 250
+    assert set(figures["stages_us"]) == set(ETAPES) and all(v > 0 for v in figures["stages_us"].values())
