@@ -126,5 +126,5 @@ def test_the_own_work_measure_decides_every_signalement_in_batches():
     from aiguillage.bench.donnees import generer
 
     figures = mesurer(generer(250, "unit"), paquet=100)
-    assert figures["count"] == 250 and figures["affectations"] == 250
+    assert figures["count"] == 250 and figures["affectations"] == 250 and figures["refused"] == 0
     assert set(figures["stages_us"]) == set(ETAPES) and all(v > 0 for v in figures["stages_us"].values())

@@ -18,14 +18,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
+from aiguillage import topics
 from aiguillage.agregats import calcul
 from aiguillage.bench.donnees import Enregistrement
 from aiguillage.codec import AvroCodec
 from aiguillage.config import Settings
-from aiguillage.domain import Affectation, Signalement
+from aiguillage.domain import Affectation, Signalement, Source
 from aiguillage.routing import accueil, cycle, equipe, messages
 from aiguillage.routing.config_file import Moteur
 from aiguillage.routing.rechargement import ConfigCourante
+from connectors.base import verifier_provenance
 from streams.batches import PAQUET
 
 ETAPES = ("decode and validate", "triage and routing", "hop to the team", "placement", "Affectation Avro",
@@ -64,13 +66,16 @@ def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], Non
     moteur = ConfigCourante(Settings().routing_file).moteur  # the file the hub contender reads
     charges: dict[str, int] = {}  # caseloads grow as in a backlog: no case closes
     temps = dict.fromkeys(ETAPES, 0.0)
-    decisions = 0  # Affectations made: one per signalement, or the measure skipped work
+    decisions = refus = 0  # Affectations made (one per signalement, or the measure skipped work), refusals
     maintenant = datetime.now(UTC)
+    topic = topics.entrants(Source.SERVICE_MEDICAL)  # the bench's signalements come from the service médical
     horloge = time.perf_counter
     for debut in range(0, len(enregistrements), paquet):
         lot = enregistrements[debut:debut + paquet]
         t0 = horloge()
         sigs = [Signalement.model_validate(codec.decode("Signalement", value)) for _, value, _ in lot]
+        provenance = [verifier_provenance(s, topic) for s in sigs]  # none refused: the bench's are genuine
+        refus += sum(p is not None for p in provenance)
         t1 = horloge()
         routes = [accueil.accueillir(accueil.Assure(), s, moteur, maintenant) for s in sigs]
         t2 = horloge()
@@ -102,5 +107,5 @@ def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], Non
     n = max(1, len(enregistrements))
     par_etape = {e: round(1e6 * t / n, 1) for e, t in temps.items()}
     total = sum(temps.values()) / n
-    return {"count": len(enregistrements), "affectations": decisions, "stages_us": par_etape, "us_per_msg": round(1e6 * total, 1),
+    return {"count": len(enregistrements), "affectations": decisions, "refused": refus, "stages_us": par_etape, "us_per_msg": round(1e6 * total, 1),
             "max_per_s_one_core": round(1 / total) if total else None}
