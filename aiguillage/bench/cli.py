@@ -69,7 +69,8 @@ def summary(results: dict, memory_check: bool, domaine: dict | None = None) -> d
     if memory_check and hub and {100_000, 400_000} <= hub.rss_mb_at.keys():
         a, b = hub.rss_mb_at[100_000], hub.rss_mb_at[400_000]
         out["memory"] = {"hub_rss_mb_100k": round(a, 1), "hub_rss_mb_400k": round(b, 1),
-                         "growth": round((b - a) / a, 3)}
+                         "growth": round((b - a) / a, 3),
+                         "hub_rss_mb_at": {n: round(v, 1) for n, v in sorted(hub.rss_mb_at.items())}}
         out["targets"]["memory flat from 100,000 to 400,000"] = (b - a) / a <= FLAT_RSS_GROWTH
     return out
 
@@ -140,7 +141,8 @@ def render(console: Console, out: dict, meta: dict) -> None:
     if "memory" in out:
         m = out["memory"]
         console.print(f"hub RSS after 100,000: {m['hub_rss_mb_100k']} MB, after 400,000: "
-                      f"{m['hub_rss_mb_400k']} MB ({m['growth']:+.1%})")
+                      f"{m['hub_rss_mb_400k']} MB ({m['growth']:+.1%}); at each 100,000: "
+                      + ", ".join(f"{v:,.0f}" for v in m["hub_rss_mb_at"].values()) + " MB")
     for name, f in out["results"].items():
         if f.get("profile"):
             render_profile(console, name, f["profile"])
