@@ -232,14 +232,14 @@ async def offer(bootstrap: str, topic: str, records: list[Enregistrement], rate:
         await producer.stop()
 
 
-def spawn(kind: str, opts: Options, prefix: str, group: str) -> subprocess.Popen[bytes]:
+def spawn(kind: str, opts: Options, prefix: str, group: str, log_name: str | None = None) -> subprocess.Popen[bytes]:
     # The child imports the same code as this process (a worktree shadows the installed one).
     root = str(Path(contenders.__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "AIGUILLAGE_DLQ_KEY": secrets.token_hex(32),
            "AIGUILLAGE_PARTITIONS": str(opts.partitions), "AIGUILLAGE_DATA_DIR": str(data_dir(opts, kind)),
            "AIGUILLAGE_STORE": opts.store, "AIGUILLAGE_EMBEDDED_BROKER": "1" if opts.embedded else "0"}
-    with open(opts.log_dir / f"{kind}.log", "wb") as log:
+    with open(opts.log_dir / (log_name or f"{kind}.log"), "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "aiguillage.bench.contenders", kind,
              "--bootstrap", opts.bootstrap, "--prefix", prefix, "--group", group],
@@ -304,7 +304,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
 
     def alive() -> None:
         if proc.poll() is not None:
-            raise BenchError(f"{kind} exited with status {proc.returncode}; see {opts.log_dir / (kind + '.log')}")
+            raise BenchError(f"{kind} exited with status {proc.returncode}; see its log in {opts.log_dir}")
 
     def step(phase: str) -> Progress:
         return lambda _p, d, t: progress(f"{kind}: {phase}", d, t)
@@ -357,7 +357,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         if kind == "hub":
             progress(f"{kind}: restart on its state", 0, 1)
             await asyncio.to_thread(stop, proc)
-            proc = spawn(kind, opts, prefix, f"{prefix}-app")
+            proc = spawn(kind, opts, prefix, f"{prefix}-app", f"{kind}-restart.log")  # the first run's log stays
             restart = await _redemarrer(opts.bootstrap, entree, data.relance, watcher, alive)
             progress(f"{kind}: restart on its state", 1, 1)
     finally:
