@@ -5,6 +5,7 @@ Plain pydantic models, no I/O. Their Avro twins live in ``schemas/avro/``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import UTC, date, datetime
@@ -87,9 +88,17 @@ def tranche_age(annee_naissance: int, annee: int) -> TrancheAge:
     return TrancheAge.PLUS_60
 
 
+def uuid5_texte(espace: uuid.UUID, nom: str) -> str:
+    """``str(uuid.uuid5(espace, nom))`` without building the UUID object: a third of the time, and
+    the hot path takes two per signalement (the provenance check, the Retour's id)."""
+    x = hashlib.sha1(espace.bytes + nom.encode(), usedforsecurity=False).hexdigest()
+    # RFC 4122: version 5 in the 13th hex digit, the variant's two bits atop the 17th.
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{'89ab'[int(x[16], 16) & 3]}{x[17:20]}-{x[20:32]}"
+
+
 def signalement_id(source: Source | str, source_ref: str) -> str:
     """Deterministic: the same partner reference always gives the same id."""
-    return str(uuid.uuid5(NAMESPACE_SIGNALEMENT, f"{source}:{source_ref}"))
+    return uuid5_texte(NAMESPACE_SIGNALEMENT, f"{source}:{source_ref}")
 
 
 def departement_de_commune(commune_insee: str) -> str:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from aiguillage.codec import AvroCodec, CodecError, LocalSchemaRegistry, schemas_dir
-from aiguillage.domain import Signalement, signalement_id
+from aiguillage.domain import Signalement, signalement_id, uuid5_texte
 
 
 def _signalement() -> Signalement:
@@ -126,3 +126,9 @@ def test_a_signalement_id_is_what_uuid_reads(v):
     except ValidationError:
         accepte = False
     assert accepte is lisible
+
+
+@given(st.uuids(), st.text(max_size=80))
+def test_uuid5_texte_is_the_uuid_modules_uuid5(espace, nom):
+    """The hot path's UUIDv5 (signalement and Retour ids) gives the uuid module's, character for character."""
+    assert uuid5_texte(espace, nom) == str(uuid.uuid5(espace, nom))

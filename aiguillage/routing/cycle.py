@@ -22,7 +22,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from aiguillage.dlq import Rejet
-from aiguillage.domain import NAMESPACE_SIGNALEMENT, Affectation, Source, Suivi, TypeSuivi
+from aiguillage.domain import (
+    NAMESPACE_SIGNALEMENT,
+    Affectation,
+    Source,
+    Suivi,
+    TypeSuivi,
+    uuid5_texte,
+)
 from aiguillage.fhir.tache import tache
 from aiguillage.routing.equipe import escalade, reorientation
 from aiguillage.routing.messages import Escalade, Liberer, MessageEquipe, Nouveau, Reorienter
@@ -121,7 +128,7 @@ def retour(aff: dict[str, Any], statut: Statut, precedent: Statut | None, cause:
                                 equipe=aff.get("equipe"), file=aff.get("file"), change_le=quand, issue=issue),
                           ensure_ascii=False, separators=(",", ":"))
     return {
-        "retour_id": str(uuid.uuid5(NAMESPACE_SIGNALEMENT, f"retour:{aff['signalement_id']}:{cause}:{statut.value}")),
+        "retour_id": uuid5_texte(NAMESPACE_SIGNALEMENT, f"retour:{aff['signalement_id']}:{cause}:{statut.value}"),
         "signalement_id": aff["signalement_id"],
         "source": aff["source"],
         "source_ref": aff["source_ref"],
