@@ -26,6 +26,7 @@ bounds the traffic: a tick costs a message per figure that changed, whatever the
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -195,7 +196,9 @@ class Agregation:
         self.partiels_pour = assignees
         self.a_reconstruire = False  # this assignment's rebuild, whether a batch or a tick starts it
         r = self.reconstruction = Reconstruction(assignees, self.cycles.keys())
-        r.tache = asyncio.ensure_future(self._reconstruire(r, pas))
+        # In a context of its own: created inside a batch, the task would inherit that batch's current
+        # event, and Faust's RocksDB store would then read every dossier from that event's partition only.
+        r.tache = asyncio.get_running_loop().create_task(self._reconstruire(r, pas), context=contextvars.Context())
         return r
 
     async def _reconstruire(self, r: Reconstruction, pas: int, tranche: float = 0.002) -> None:

@@ -15,6 +15,7 @@ per batch (the latest value of each), through the one masking path of the figure
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
@@ -61,12 +62,16 @@ class Equipes:
 
     def files(self) -> FilesAttente:
         if not self._files_a_jour:  # after a rebalance: one pass over the dossiers we now hold
+            debut, n, attente = time.monotonic(), 0, 0
             self._files.effacer()
             for sid, raw in self.topo.dossiers.items():
-                d = core.Dossier.model_validate(raw) if raw else None
+                d = core.Attente.model_validate(raw) if raw else None
+                n += 1
                 if d is not None and d.en_attente:
+                    attente += 1
                     self._files.ajouter(d.equipe, EnAttente(sid, d.priorite, d.recu_le))
             self._files_a_jour = True
+            log.info("waiting files rebuilt from %d dossiers in %.1f s: %d waiting", n, time.monotonic() - debut, attente)
         return self._files
 
     def dossier(self, sid: str | None) -> core.Dossier | None:

@@ -91,7 +91,7 @@ async def log_assignment(_app: Any, assigned: set[Any], **_: Any) -> None:
     """One line per rebalance saying which ingress partitions this worker now owns: with
     several workers in the group, this is how an operator (and the scale-out test) sees the share."""
     ingress = sorted(
-        f"{tp.topic}[{tp.partition}]" for tp in assigned if tp.topic.startswith("signalements.entrants.")
+        f"{tp.topic}[{tp.partition}]" for tp in assigned if ".signalements.entrants." in f".{tp.topic}"  # a prefix too
     )
     log.info("ingress partitions assigned: %s", " ".join(ingress) or "none")
 

@@ -8,11 +8,13 @@ in this part of it. The end-to-end restart under traffic is tests/test_agregats_
 from __future__ import annotations
 
 import asyncio
+import weakref
 import zlib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from faust.streams import _current_event, current_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -128,4 +130,33 @@ def test_a_slice_never_counts_a_dossier_the_life_cycle_counted_first():
         await r.tache
 
     asyncio.run(scenario())
+    assert _totaux(ag) == Counter({k: n for k, n in _recompte(cycles).items() if n})
+
+
+def test_the_rebuild_reads_the_dossiers_outside_any_batchs_event():
+    """Faust's RocksDB store reads a key from the current event's partition only, when there is
+    one: the rebuild, started inside a batch, must not inherit its event, or it misses the
+    dossiers of every other partition."""
+    msgs = _messages(5)
+    cycles: dict[str, Any] = {}
+    premier = _etape(cycles)
+    for msg, record in msgs[: len(msgs) // 2]:
+        premier.appliquer(msg, record, cycles)
+    vus: list[object] = []
+
+    class Table(dict):
+        def get(self, cle: Any, defaut: Any = None) -> Any:
+            vus.append(current_event())
+            return super().get(cle, defaut)
+
+    ag = _etape(Table(cycles))
+    evenement = Msg(topics.AFFECTATIONS, "un-evenement-du-lot")  # what the batch's pour() left current
+
+    async def scenario() -> None:
+        _current_event.set(weakref.ref(evenement))  # type: ignore[arg-type]
+        assert current_event() is evenement
+        await ag.reconstruire_partiels(frozenset(range(PARTITIONS)), pas=7).tache
+
+    asyncio.run(scenario())
+    assert vus and all(e is None for e in vus)
     assert _totaux(ag) == Counter({k: n for k, n in _recompte(cycles).items() if n})

@@ -395,3 +395,13 @@ def test_the_final_writes_leave_the_tables_as_every_write_would():
     finales = d.ecritures_finales()
     assert appliquer(finales) == appliquer(d.ecritures)
     assert len(finales) == 5  # an entry and a caseload set twice: once each; the escalation counts kept
+
+
+@pytest.mark.parametrize(("changes", "attend"), [
+    ({"assistant": None}, True), ({"assistant": None, "special": True}, False),
+    ({"assistant": None, "lie_a": "autre"}, False), ({"assistant": "A1"}, False)])
+def test_a_stored_dossier_read_for_the_waiting_files_alone_says_what_the_whole_dossier_says(changes, attend):
+    stocke = dossier(aff()).model_copy(update=changes).model_dump(mode="json")  # as the dossiers table holds it
+    lu, entier = equipe.Attente.model_validate(stocke), equipe.Dossier.model_validate(stocke)
+    assert lu.en_attente is entier.en_attente is attend
+    assert (lu.equipe, lu.priorite, lu.recu_le) == (entier.equipe, entier.priorite, entier.recu_le)

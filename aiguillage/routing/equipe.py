@@ -47,26 +47,33 @@ from aiguillage.routing.messages import (
 MAX_SAUTS = 4
 
 
-class Dossier(BaseModel):
-    """``dossiers[signalement_id]``: a case a team holds, given to a caseworker or waiting."""
+class Attente(BaseModel):
+    """What a waiting file needs of a stored dossier: after a restart the worker reads every
+    dossier it holds to rebuild its files, and validating each whole :class:`Dossier` (its
+    Affectation with it) was most of that pass's seconds, the team deaf meanwhile."""
 
     model_config = ConfigDict(extra="ignore")
     equipe: str
     assistant: str | None
-    axe: Axe
     priorite: int
     recu_le: datetime
-    sequence: int
-    file: str
     special: bool = False  # a named queue: no caseworker is given from it
     lie_a: str | None = None  # linked to the assuré's open case here (no case of its own)
-    base: str  # the stateless decision's explanation, before the placement's
-    aff: Affectation
-    reorientation: str | None = None  # the suivi that made it, if a réorientation
 
     @property
     def en_attente(self) -> bool:
         return self.assistant is None and not self.special and not self.lie_a
+
+
+class Dossier(Attente):
+    """``dossiers[signalement_id]``: a case a team holds, given to a caseworker or waiting."""
+
+    axe: Axe
+    sequence: int
+    file: str
+    base: str  # the stateless decision's explanation, before the placement's
+    aff: Affectation
+    reorientation: str | None = None  # the suivi that made it, if a réorientation
 
 
 class Ouvert(BaseModel):
