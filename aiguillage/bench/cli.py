@@ -136,8 +136,9 @@ def render(console: Console, out: dict, meta: dict) -> None:
                       f"signalement ({etapes}): at most {d['max_per_s_one_core']:,}/s on one core{demande}",
                       soft_wrap=True)  # one line, even piped: scripts grep it
     if (hub := out["results"].get("hub")) and hub.get("restart_s") is not None:
-        console.print(f"hub restart after draining {hub['count']:,} signalements (tables {meta['store']}): "
-                      f"{hub['restart_s']:.1f} s from its start to its first new output")
+        console.print(f"hub restart after draining {hub['count']:,} signalements (tables {meta['store']}), caught up "
+                      f"{hub['catch_up_s']:.1f} s after its last Affectation: "
+                      f"{hub['restart_s']:.1f} s from its start to its first new output", soft_wrap=True)
     if "memory" in out:
         m = out["memory"]
         console.print(f"hub RSS after 100,000: {m['hub_rss_mb_100k']} MB, after 400,000: "

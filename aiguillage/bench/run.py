@@ -34,7 +34,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from aiguillage.bench import contenders, profil
+from aiguillage.bench import contenders, profil, rattrapage
 from aiguillage.bench.donnees import Enregistrement, generer
 from aiguillage.codec import AvroCodec
 
@@ -59,6 +59,7 @@ class Figures:
     broker_cpu_us_per_msg: float | None = None
     rss_mb_at: dict[int, float] = field(default_factory=dict)
     restart_s: float | None = None  # the hub: stopped after the drain, started again on its state, to its first output
+    catch_up_s: float | None = None  # the hub, after its last output: until its group had read all it reads
     stages_ms: dict[str, list[float]] = field(default_factory=dict)  # stage -> [p50, p99] (the hub)
     profile: dict | None = None  # the hub's py-spy profile over its drain (--profile): profil.resumer
 
@@ -353,8 +354,11 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         broker_cpu = (cpu_seconds(opts.broker_pid) - broker0) / n * 1e6 if opts.broker_pid else None
         peak = _proc_kb(proc.pid, "VmHWM") / 1024
         profile = await asyncio.to_thread(spy.arreter) if spy is not None else None
-        restart = None
+        restart = rattrape = None
         if kind == "hub":
+            progress(f"{kind}: catch-up", 0, 1)
+            rattrape = await rattrapage.attendre(opts.bootstrap, f"{prefix}-app", prefix, opts.embedded, alive)
+            progress(f"{kind}: catch-up", 1, 1)
             progress(f"{kind}: restart on its state", 0, 1)
             await asyncio.to_thread(stop, proc)
             proc = spawn(kind, opts, prefix, f"{prefix}-app", f"{kind}-restart.log")  # the first run's log stays
@@ -365,7 +369,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         await asyncio.to_thread(stop, proc)
         shutil.rmtree(data_dir(opts, kind), ignore_errors=True)
     return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
-                   cpu, broker_cpu, rss_at, restart, stages, profile)
+                   cpu, broker_cpu, rss_at, restart, rattrape.secondes if rattrape else None, stages, profile)
 
 
 async def _redemarrer(bootstrap: str, topic: str, records: list[Enregistrement], watcher: OutputWatcher,
