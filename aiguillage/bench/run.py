@@ -369,7 +369,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         await asyncio.to_thread(stop, proc)
         shutil.rmtree(data_dir(opts, kind), ignore_errors=True)
     return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
-                   cpu, broker_cpu, rss_at, restart, rattrape.secondes if rattrape else None, stages, profile)
+                   cpu, broker_cpu, rss_at, restart, rattrape, stages, profile)
 
 
 async def _redemarrer(bootstrap: str, topic: str, records: list[Enregistrement], watcher: OutputWatcher,
