@@ -139,6 +139,10 @@ def render(console: Console, out: dict, meta: dict) -> None:
         console.print(f"hub restart after draining {hub['count']:,} signalements (tables {meta['store']}), caught up "
                       f"{hub['catch_up_s']:.1f} s after its last Affectation: "
                       f"{hub['restart_s']:.1f} s from its start to its first new output", soft_wrap=True)
+    if (hub := out["results"].get("hub")) and hub.get("records_per_msg"):
+        v = hub["records_per_msg"]
+        console.print(f"hub records written per signalement of the drain: {sum(v.values()):.2f} ("
+                      + ", ".join(f"{t} {x:.2f}" for t, x in v.items()) + ")", soft_wrap=True)
     if "memory" in out:
         m = out["memory"]
         console.print(f"hub RSS after 100,000: {m['hub_rss_mb_100k']} MB, after 400,000: "

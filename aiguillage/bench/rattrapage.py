@@ -28,6 +28,31 @@ async def partitions_lues(consumer: AIOKafkaConsumer, prefixe: str) -> list[Topi
             if t.startswith(prefixe) and not t.endswith("-changelog") for p in consumer.partitions_for_topic(t) or ()]
 
 
+async def fins_par_topic(bootstrap: str, prefixe: str, embarque: bool) -> dict[str, int]:
+    """The end offsets of all the hub's topics, its changelogs included, summed per topic: two
+    readings around the drain give the records it wrote per signalement, topic by topic."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in sorted(await consumer.topics())
+               if t.startswith(prefixe) for p in consumer.partitions_for_topic(t) or ()]
+        fins = await consumer.end_offsets(tps) if tps else {}
+        if embarque:
+            fins = await true_ends(bootstrap, fins, consumer=consumer)
+    finally:
+        await consumer.stop()
+    totaux: dict[str, int] = {}
+    for tp, fin in fins.items():
+        totaux[tp.topic] = totaux.get(tp.topic, 0) + fin
+    return totaux
+
+
+def par_signalement(avant: dict[str, int], apres: dict[str, int], n: int, entree: str) -> dict[str, float]:
+    """Records written per signalement of the drain, by topic (the input aside), most first."""
+    deltas = {t.rsplit("-app-", 1)[-1]: (fin - avant.get(t, 0)) / max(1, n) for t, fin in apres.items() if t != entree}
+    return dict(sorted(((t, round(v, 3)) for t, v in deltas.items() if v > 0), key=lambda kv: -kv[1]))
+
+
 async def retard(consumer: AIOKafkaConsumer, bootstrap: str, tps: list[TopicPartition], embarque: bool) -> int:
     """Records the group has not committed yet, over the partitions it has committed on.
 

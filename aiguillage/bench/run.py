@@ -60,6 +60,7 @@ class Figures:
     rss_mb_at: dict[int, float] = field(default_factory=dict)
     restart_s: float | None = None  # the hub: stopped after the drain, started again on its state, to its first output
     catch_up_s: float | None = None  # the hub, after its last output: until its group had read all it reads
+    records_per_msg: dict[str, float] = field(default_factory=dict)  # the hub: written per signalement, by topic
     stages_ms: dict[str, list[float]] = field(default_factory=dict)  # stage -> [p50, p99] (the hub)
     profile: dict | None = None  # the hub's py-spy profile over its drain (--profile): profil.resumer
 
@@ -328,6 +329,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         watcher.sent_wall.clear()  # a copy's output matched on one key of the two noted
 
         n = len(data.backlog)
+        fins0 = await rattrapage.fins_par_topic(opts.bootstrap, prefix, opts.embedded) if kind == "hub" else {}
         proc.send_signal(signal.SIGSTOP)
         try:
             await preload(opts.bootstrap, entree, data.backlog, step("préchargement"))
@@ -355,9 +357,12 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         peak = _proc_kb(proc.pid, "VmHWM") / 1024
         profile = await asyncio.to_thread(spy.arreter) if spy is not None else None
         restart = rattrape = None
+        volumes: dict[str, float] = {}
         if kind == "hub":
             progress(f"{kind}: catch-up", 0, 1)
             rattrape = await rattrapage.attendre(opts.bootstrap, f"{prefix}-app", prefix, opts.embedded, alive)
+            volumes = rattrapage.par_signalement(
+                fins0, await rattrapage.fins_par_topic(opts.bootstrap, prefix, opts.embedded), n, entree)
             progress(f"{kind}: catch-up", 1, 1)
             progress(f"{kind}: restart on its state", 0, 1)
             await asyncio.to_thread(stop, proc)
@@ -369,7 +374,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         await asyncio.to_thread(stop, proc)
         shutil.rmtree(data_dir(opts, kind), ignore_errors=True)
     return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
-                   cpu, broker_cpu, rss_at, restart, rattrape, stages, profile)
+                   cpu, broker_cpu, rss_at, restart, rattrape, volumes, stages, profile)
 
 
 async def _redemarrer(bootstrap: str, topic: str, records: list[Enregistrement], watcher: OutputWatcher,
