@@ -16,27 +16,38 @@ import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from aiguillage.embedded.ends import true_ends
 
 log = logging.getLogger(__name__)
 
 
-async def partitions_lues(consumer: AIOKafkaConsumer, prefixe: str) -> list[TopicPartition]:
-    """The partitions of the hub's topics, its tables' changelogs aside (all exist once it drained)."""
-    return [TopicPartition(t, p) for t in sorted(await consumer.topics())
-            if t.startswith(prefixe) and not t.endswith("-changelog") for p in consumer.partitions_for_topic(t) or ()]
+async def partitions_du_hub(bootstrap: str, prefixe: str, changelogs: bool) -> list[TopicPartition]:
+    """The partitions of the hub's topics (all exist once it drained), its tables' changelogs
+    included or not. Read with the admin client: a consumer without a subscription knows the
+    names of all topics but the partitions of none (aiokafka's ``partitions_for_topic``)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        noms = [t for t in await admin.list_topics()
+                if t.startswith(prefixe) and (changelogs or not t.endswith("-changelog"))]
+        decrits = await admin.describe_topics(noms) if noms else []
+    finally:
+        await admin.close()
+    return sorted(TopicPartition(t["topic"], p["partition"]) for t in decrits for p in t["partitions"])
 
 
 async def fins_par_topic(bootstrap: str, prefixe: str, embarque: bool) -> dict[str, int]:
     """The end offsets of all the hub's topics, its changelogs included, summed per topic: two
     readings around the drain give the records it wrote per signalement, topic by topic."""
+    tps = await partitions_du_hub(bootstrap, prefixe, changelogs=True)
+    if not tps:
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in sorted(await consumer.topics())
-               if t.startswith(prefixe) for p in consumer.partitions_for_topic(t) or ()]
-        fins = await consumer.end_offsets(tps) if tps else {}
+        fins = await consumer.end_offsets(tps)
         if embarque:
             fins = await true_ends(bootstrap, fins, consumer=consumer)
     finally:
@@ -71,10 +82,10 @@ async def attendre(bootstrap: str, groupe: str, prefixe: str, embarque: bool, al
                    timeout: float = 600.0, pause: float = 1.0) -> float:
     """Seconds until the group is caught up (or the timeout, with a warning)."""
     debut = time.monotonic()
+    tps = await partitions_du_hub(bootstrap, prefixe, changelogs=False)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=groupe, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = await partitions_lues(consumer, prefixe)
         while True:
             alive()
             n = await retard(consumer, bootstrap, tps, embarque)
