@@ -10,8 +10,9 @@
    both, written once per batch), and maintains, in memory, the per-partition totals
    its dossiers contribute (:mod:`aiguillage.agregats.calcul`). A timer publishes the totals
    that changed (absolute values, not deltas: a replay is harmless) to
-   ``…-agregats-partiels``, in packets: one record per source partition and partition of
-   the aggregate keys it carries (:func:`paquets_partiels`). After a rebalance or a restart the
+   ``…-agregats-partiels``, in packets: one record per partition of the aggregate keys it
+   carries, each key with the values of all the worker's source partitions
+   (:func:`paquets_partiels`). After a rebalance or a restart the
    in-memory totals are rebuilt from the recovered dossiers, which are the only state with
    a changelog: a slice at a time between the agents' batches (:class:`Reconstruction`), so
    that the worker routes meanwhile; figures are published again once it is done.
@@ -239,12 +240,12 @@ class Agregation:
         paquets = paquets_partiels(sales, self.app.conf.topic_partitions)
         rythme = batches.Etalement(len(sales), etaler)
         try:
-            for p, dest, cles in paquets:
+            for dest, cles in paquets:
                 # Read at send time (the agents run during the pauses), one record per packet.
-                vs = {c: self.partiels.get((p, c), 0) for c in cles}
-                body = json.dumps({"p": p, "vs": vs}, separators=(",", ":")).encode()
-                await self.partiels_topic.send(key=f"{p}>{dest}".encode(), value=body, partition=dest)
-                if not await rythme.apres_envoi(self._totaux_complets, poids=len(cles)):
+                ps = {c: {str(p): self.partiels.get((p, c), 0) for p in sources} for c, sources in cles.items()}
+                body = json.dumps({"ps": ps}, separators=(",", ":")).encode()
+                await self.partiels_topic.send(key=f"*>{dest}".encode(), value=body, partition=dest)
+                if not await rythme.apres_envoi(self._totaux_complets, poids=sum(map(len, cles.values()))):
                     # A rebalance (and its rebuild) began during a pause: stop, or a partition's new owner could get
                     # this worker's older value after its own. Its rebuild, or the next tick, sends them.
                     self.partiels_sales |= sales
@@ -256,16 +257,23 @@ class Agregation:
     # -- stage 2 -------------------------------------------------------------------------
 
     def cumuler(self, event: faust.types.EventT) -> None:
-        """A packet of stage 1's values (``{"p": partition, "vs": {cle: value}}``, every key of
-        it on this partition), or one value keyed by its figure (``{"p", "v"}``: the format
-        before packets, still read so that a topic written by an older worker drains)."""
+        """A packet of stage 1's values, ``{"ps": {cle: {source partition: value}}}``: each key of
+        it on this partition, with the values of every source partition the sending worker holds,
+        so that an entry is written once per packet, not once per source. Still read, so that a
+        topic written by an older worker drains: ``{"p", "vs": {cle: value}}`` (one source a
+        packet) and ``{"p", "v"}`` (one value keyed by its figure)."""
         msg = event.message
         body = json.loads(msg.value or b"{}")
-        vs = body["vs"] if "vs" in body else {(msg.key or b"").decode(): body["v"]}
-        source = str(body["p"])
-        for c, v in vs.items():
-            entree = self.totaux.get(c) or {"p": msg.partition, "v": {}}
-            self.totaux[c] = {"p": msg.partition, "v": {**entree["v"], source: v}}
+        if "ps" in body:
+            ps = body["ps"]
+        else:
+            vs = body["vs"] if "vs" in body else {(msg.key or b"").decode(): body["v"]}
+            ps = {c: {str(body["p"]): v} for c, v in vs.items()}
+        for c, valeurs in ps.items():
+            entree = self.totaux.get(c)
+            v = {**(entree["v"] if entree else {}), **valeurs}
+            if entree is None or v != entree["v"] or entree["p"] != msg.partition:  # a resend writes nothing
+                self.totaux[c] = {"p": msg.partition, "v": v}
             self.totaux_sales.add(c)
 
     async def publier_agregats(self, etaler: float = 0.0) -> None:
@@ -336,15 +344,21 @@ class Derniers(OrderedDict[str, tuple[float | None, bool]]):
             self.popitem(last=False)
 
 
-def paquets_partiels(sales: set[tuple[int, str]], n: int, taille: int = batches.PAQUET) -> list[tuple[int, int, list[str]]]:
-    """Stage 1's changed figures as packets ``(source partition, stage 2 partition, keys)``: each
-    key goes where a record keyed by it would (its table entry lives there), at most ``taille``
-    keys a packet. A record per figure (~3,700 per tick at 100 signalements/s) cost the second
-    stage a Faust event each (issue 8); a packet of ``PAQUET`` keys is one step of the tick's spread."""
-    par_dest: dict[tuple[int, int], list[str]] = {}
+def paquets_partiels(sales: set[tuple[int, str]], n: int, taille: int = batches.PAQUET) -> list[tuple[int, dict[str, list[int]]]]:
+    """Stage 1's changed figures as packets ``(stage 2 partition, {key: [source partitions]})``:
+    each key goes where a record keyed by it would (its table entry lives there), with every
+    source partition of this worker whose value of it changed, at most ``taille`` keys a packet.
+    A record per figure (~3,700 per tick at 100 signalements/s) cost the second stage a Faust event
+    each (issue 8); a packet per source partition cost it a changelog record per key and source:
+    0.4 records per signalement of a drain, 1.7 at 250/s, with four partitions (issue 22)."""
+    par_cle: dict[str, list[int]] = {}
     for p, c in sorted(sales):
-        par_dest.setdefault((p, partition_de(c.encode(), n)), []).append(c)
-    return [(p, d, cles[i:i + taille]) for (p, d), cles in par_dest.items() for i in range(0, len(cles), taille)]
+        par_cle.setdefault(c, []).append(p)
+    par_dest: dict[int, list[str]] = {}
+    for c in par_cle:
+        par_dest.setdefault(partition_de(c.encode(), n), []).append(c)
+    return [(d, {c: par_cle[c] for c in cles[i:i + taille]})
+            for d, cles in sorted(par_dest.items()) for i in range(0, len(cles), taille)]
 
 
 def install(app: faust.App, codec: AvroCodec, cycles: Any, rejets: DeadLetters,
