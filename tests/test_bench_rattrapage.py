@@ -19,7 +19,7 @@ from aiguillage.bench import rattrapage
 def test_the_bench_reads_what_the_group_has_left_and_what_each_topic_received(kind, request):
     bootstrap = request.getfixturevalue(kind).bootstrap
     prefixe = f"rattrapage-{uuid.uuid4().hex[:8]}-hub"
-    entree, interne, changelog = f"{prefixe}.entree", f"{prefixe}-app-equipes", f"{prefixe}-app-dossiers-changelog"
+    entree, interne, changelog = f"{prefixe}.entree", f"{prefixe}.affectations", f"{prefixe}-app-dossiers-changelog"
     groupe = f"{prefixe}-app"
 
     async def scenario() -> None:
@@ -42,7 +42,7 @@ def test_the_bench_reads_what_the_group_has_left_and_what_each_topic_received(ki
         apres = await rattrapage.fins_par_topic(bootstrap, prefixe, kind == "embedded")
         assert apres == {entree: 4, interne: 6, changelog: 10}
         # Per signalement of a drain of 2: the input aside, most first, named as the bench prints them.
-        assert rattrapage.par_signalement(avant, apres, 2, entree) == {"dossiers-changelog": 5.0, "equipes": 3.0}
+        assert rattrapage.par_signalement(avant, apres, 2, entree, prefixe) == {"dossiers-changelog": 5.0, "affectations": 3.0}
 
         membre = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=groupe, enable_auto_commit=False)
         await membre.start()

@@ -58,9 +58,11 @@ async def fins_par_topic(bootstrap: str, prefixe: str, embarque: bool) -> dict[s
     return totaux
 
 
-def par_signalement(avant: dict[str, int], apres: dict[str, int], n: int, entree: str) -> dict[str, float]:
-    """Records written per signalement of the drain, by topic (the input aside), most first."""
-    deltas = {t.rsplit("-app-", 1)[-1]: (fin - avant.get(t, 0)) / max(1, n) for t, fin in apres.items() if t != entree}
+def par_signalement(avant: dict[str, int], apres: dict[str, int], n: int, entree: str, prefixe: str) -> dict[str, float]:
+    """Records written per signalement of the drain, by topic (the input aside), most first, each
+    named without the run's prefix (``affectations``, ``cycles-changelog``)."""
+    deltas = {t.removeprefix(prefixe).removeprefix("-app-").lstrip(".-"): (fin - avant.get(t, 0)) / max(1, n)
+              for t, fin in apres.items() if t != entree}
     return dict(sorted(((t, round(v, 3)) for t, v in deltas.items() if v > 0), key=lambda kv: -kv[1]))
 
 

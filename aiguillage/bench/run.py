@@ -362,7 +362,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
             progress(f"{kind}: catch-up", 0, 1)
             rattrape = await rattrapage.attendre(opts.bootstrap, f"{prefix}-app", prefix, opts.embedded, alive)
             volumes = rattrapage.par_signalement(
-                fins0, await rattrapage.fins_par_topic(opts.bootstrap, prefix, opts.embedded), n, entree)
+                fins0, await rattrapage.fins_par_topic(opts.bootstrap, prefix, opts.embedded), n, entree, prefix)
             progress(f"{kind}: catch-up", 1, 1)
             progress(f"{kind}: restart on its state", 0, 1)
             await asyncio.to_thread(stop, proc)
