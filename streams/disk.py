@@ -50,6 +50,16 @@ class IndexLocal:
             self.db[cle] = b""
             self.db[renvoi] = cle
 
+    def placer_neufs(self, paires: list[tuple[bytes, bytes]]) -> None:
+        """``(ref, cle)`` pairs whose refs are not in the index, in one write batch."""
+        from rocksdict import WriteBatch
+
+        lot = WriteBatch(raw_mode=True)
+        for ref, cle in paires:
+            lot.put(cle, b"")
+            lot.put(b"s" + ref, cle)
+        self.db.write(lot)
+
     def depuis(self, debut: bytes) -> Iterator[bytes]:
         """The keys from ``debut`` on, in order (a snapshot: writes meanwhile are not seen)."""
         return self.db.keys(from_key=debut)

@@ -14,6 +14,8 @@ per batch (the latest value of each), through the one masking path of the figure
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Iterator
@@ -38,7 +40,7 @@ from aiguillage.routing.rechargement import ConfigCourante
 from streams import batches
 from streams.dead_letters import DeadLetters, Origine
 from streams.topology import Topology
-from streams.waiting_files import FilesAttente, FilesEnMemoire
+from streams.waiting_files import FilesAttente, FilesEnMemoire, Reconstruction
 
 log = logging.getLogger(__name__)
 STAGE = "equipes"
@@ -49,29 +51,53 @@ class Equipes:
                  seuil: int = publication.SEUIL_PAR_DEFAUT, files: FilesAttente | None = None) -> None:
         self.topo, self.codec, self.config, self.rejets, self.seuil = topo, codec, config, rejets, seuil
         self._files = files if files is not None else FilesEnMemoire()  # a cache of the waiting dossiers
-        self._files_a_jour = False  # rebuilt from the dossiers table once after each rebalance
+        self._files_a_jour = False  # rebuilt from the dossiers table after each rebalance
+        self._reconstruction: Reconstruction | None = None  # that rebuild, while under way
         self._locales: frozenset[int] | None = None  # our partitions of <app>-equipes, until a rebalance
         self.envois = rejets.envois()
         self._charges: dict[tuple[str, str], int] = {}  # caseloads changed in this batch: published at its end
 
     def oublier_cache(self, *_: Any, **__: Any) -> None:
         self._files_a_jour = False
+        self._reconstruction = None  # a pass under way stops at its next slice
         self._locales = None
 
     # -- reading what a decision needs ------------------------------------------------------
 
+    def reconstruire_files(self) -> Reconstruction:
+        """After a rebalance, at the first batch: the files from the dossiers we now hold (Faust has
+        recovered them), a slice at a time in a task of its own, the batches going on meanwhile.
+        In a context of its own: created inside a batch, the task would inherit that batch's event,
+        and Faust's RocksDB store reads a key from that event's partition only."""
+        self._files.effacer()
+        r = self._reconstruction = Reconstruction(self._files, self.topo.dossiers.items())
+        asyncio.get_running_loop().create_task(self._poursuivre(r), context=contextvars.Context())
+        return r
+
+    async def _poursuivre(self, r: Reconstruction, pas: int = 500, duree: float = 0.002) -> None:
+        try:
+            while r is self._reconstruction and not r.fini:
+                r.tranche(pas, duree)
+                await asyncio.sleep(0)  # the agents' turn
+        except Exception:
+            log.exception("waiting files: the rebuild failed; it starts again at the next batch")
+            if r is self._reconstruction:
+                self._reconstruction = None
+            return
+        if r is self._reconstruction:
+            self._terminer(r)
+
+    def _terminer(self, r: Reconstruction) -> None:
+        self._files_a_jour, self._reconstruction = True, None
+        log.info("waiting files rebuilt from %d dossiers in %.1f s: %d waiting", r.lus, time.monotonic() - r.debut,
+                 r.en_attente)
+
     def files(self) -> FilesAttente:
-        if not self._files_a_jour:  # after a rebalance: one pass over the dossiers we now hold
-            debut, n, attente = time.monotonic(), 0, 0
-            self._files.effacer()
-            for sid, raw in self.topo.dossiers.items():
-                d = core.Attente.model_validate(raw) if raw else None
-                n += 1
-                if d is not None and d.en_attente:
-                    attente += 1
-                    self._files.ajouter(d.equipe, EnAttente(sid, d.priorite, d.recu_le))
-            self._files_a_jour = True
-            log.info("waiting files rebuilt from %d dossiers in %.1f s: %d waiting", n, time.monotonic() - debut, attente)
+        """The files, whole: a decision that reads one finishes a pass under way, at once."""
+        if not self._files_a_jour:
+            r = self._reconstruction or self.reconstruire_files()
+            r.tranche()
+            self._terminer(r)
         return self._files
 
     def dossier(self, sid: str | None) -> core.Dossier | None:
@@ -122,13 +148,15 @@ class Equipes:
         for e in d.ecritures_finales():
             if isinstance(e, core.PoserDossier):
                 self.topo.dossiers[e.sid] = e.dossier.model_dump(mode="json")
+                self._ecrit(e.sid)
                 if e.dossier.en_attente:
-                    self.files().ajouter(e.dossier.equipe, EnAttente(e.sid, e.dossier.priorite, e.dossier.recu_le))
+                    self._files.ajouter(e.dossier.equipe, EnAttente(e.sid, e.dossier.priorite, e.dossier.recu_le))
                 else:
-                    self.files().retirer(e.dossier.equipe, e.sid)
+                    self._files.retirer(e.dossier.equipe, e.sid)
             elif isinstance(e, core.OterDossier):
                 del self.topo.dossiers[e.sid]
-                self.files().retirer(e.equipe, e.sid)
+                self._ecrit(e.sid)
+                self._files.retirer(e.equipe, e.sid)
             elif isinstance(e, core.PoserCharge):
                 self.topo.charges[f"{e.equipe}|{e.assistant}"] = e.n
                 self._charges[(e.equipe, e.assistant)] = e.n
@@ -139,6 +167,10 @@ class Equipes:
                     self.topo.assures_equipe[e.cle] = e.ouvert.model_dump(exclude_none=True)
             else:
                 self.topo.escalades[e.equipe] = e.n
+
+    def _ecrit(self, sid: str) -> None:
+        if self._reconstruction is not None:  # filed here as the table now says: the pass skips it
+            self._reconstruction.ecrit(sid)
 
     async def envoyer(self, d: core.Decision, origine: Any, span: Any = None) -> None:
         for s in d.sorties:
@@ -198,6 +230,8 @@ class Equipes:
     async def traiter_lot(self, events: list[faust.types.EventT]) -> None:
         """A batch; acks are awaited every ``batches.TAILLE`` messages (a batch of packets holds up to
         5,000) and at its end. Raises only :class:`streams.batches.EnvoiImpossible`."""
+        if not self._files_a_jour and self._reconstruction is None:
+            self.reconstruire_files()
         n = 0
         for event in events:
             batches.pour(event)

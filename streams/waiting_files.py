@@ -10,16 +10,24 @@ with ``rocksdb://`` tables, the only state that grew with the open work. On disk
 (base priority, reception, id). Within one base priority that is the file order, since the
 oldest has aged most; so the file is the merge of at most nine sorted runs, read lazily: a
 closure reads the one or two items it gives out, not the whole file.
+
+After a rebalance or a restart the index is rebuilt from the dossiers the worker holds, a slice at
+a time between the team agent's batches (:class:`Reconstruction`): one pass over 400,000 dossiers
+took 27 s, and the worker placed no new signalement meanwhile (issue 22). Only a decision that
+reads a file (a freed case's next signalement) needs it whole; it finishes the pass at once.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+import itertools
+import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from aiguillage.routing import equipe as core
 from aiguillage.routing import priorite as prio
 from aiguillage.routing.priorite import EnAttente
 from streams import disk
@@ -32,6 +40,7 @@ _US = timedelta(microseconds=1)
 class FilesAttente(Protocol):
     def ajouter(self, equipe: str, item: EnAttente) -> None: ...
     def retirer(self, equipe: str, sid: str) -> None: ...
+    def ajouter_neufs(self, items: Iterable[tuple[str, EnAttente]]) -> None: ...
     def en_ordre(self, equipe: str, maintenant: datetime, jours_par_niveau: int) -> Iterator[EnAttente]: ...
     def effacer(self) -> None: ...
     def fermer(self) -> None: ...
@@ -48,6 +57,10 @@ class FilesEnMemoire:
 
     def retirer(self, equipe: str, sid: str) -> None:
         self.files.get(equipe, {}).pop(sid, None)
+
+    def ajouter_neufs(self, items: Iterable[tuple[str, EnAttente]]) -> None:
+        for equipe, item in items:
+            self.ajouter(equipe, item)
 
     def en_ordre(self, equipe: str, maintenant: datetime, jours_par_niveau: int) -> Iterator[EnAttente]:
         return prio.ordonner(list(self.files.get(equipe, {}).values()), maintenant, jours_par_niveau)
@@ -83,6 +96,11 @@ class FilesSurDisque:
     def retirer(self, equipe: str, sid: str) -> None:
         self.index.placer(b"%s\0%s" % (equipe.encode(), sid.encode()), None)
 
+    def ajouter_neufs(self, items: Iterable[tuple[str, EnAttente]]) -> None:
+        """Signalements not in the index yet (a rebuild's), in one write."""
+        self.index.placer_neufs([(b"%s\0%s" % (e, sid), b"f%s\0%d\0%s\0%s" % (e, i.priorite, _instant(i.recu_le), sid))
+                                 for e, sid, i in ((eq.encode(), i.signalement_id.encode(), i) for eq, i in items)])
+
     def _serie(self, equipe: bytes, p: int) -> Iterator[EnAttente]:
         prefixe = b"f%s\0%d\0" % (equipe, p)
         for cle in self.index.depuis(prefixe):
@@ -101,3 +119,36 @@ class FilesSurDisque:
 
     def fermer(self) -> None:
         self.index.fermer()
+
+
+class Reconstruction:
+    """The files rebuilt from the dossiers table, in slices (:meth:`tranche`) the team agent runs
+    between its batches. The pass reads the table as it was when it began; a dossier the agent
+    writes meanwhile is filed by the agent's own write (:meth:`ecrit`) and skipped by the pass."""
+
+    def __init__(self, files: FilesAttente, dossiers: Iterable[tuple[str, dict | None]]) -> None:
+        self.files, self._dossiers = files, iter(dossiers)
+        self.ecrits: set[str] = set()  # written since the pass began: already as the table says
+        self.lus = self.en_attente = 0
+        self.fini = False
+        self.debut = time.monotonic()
+
+    def ecrit(self, sid: str) -> None:
+        self.ecrits.add(sid)
+
+    def tranche(self, pas: int | None = None, duree: float | None = None) -> None:
+        """At most ``pas`` dossiers (all that are left: None), for about ``duree`` seconds at most."""
+        fin = None if duree is None else time.monotonic() + duree
+        lot: list[tuple[str, EnAttente]] = []
+        n = 0
+        for sid, stocke in itertools.islice(self._dossiers, pas):
+            n += 1
+            if sid not in self.ecrits and (item := core.en_file(sid, stocke)) is not None:
+                lot.append(item)
+            if fin is not None and n % 64 == 0 and time.monotonic() > fin:
+                break
+        else:
+            self.fini = pas is None or n < pas
+        self.lus += n
+        self.files.ajouter_neufs(lot)
+        self.en_attente += len(lot)

@@ -1,4 +1,5 @@
-"""The waiting files' index on disk gives the same file order as in memory (streams/waiting_files.py)."""
+"""The waiting files' index on disk gives the same file order as in memory, and a rebuild in slices
+the files of the table (streams/waiting_files.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiguillage.routing.equipe import en_file
 from aiguillage.routing.priorite import EnAttente
-from streams.waiting_files import FilesEnMemoire, FilesSurDisque
+from streams.waiting_files import FilesEnMemoire, FilesSurDisque, Reconstruction
 
 MAINTENANT = datetime(2026, 11, 29, 12, tzinfo=UTC)
 compteur = itertools.count()
@@ -59,3 +61,75 @@ def test_a_file_on_disk_is_read_lazily_and_wiped_by_effacer(tmp_path: Path) -> N
     finally:
         files.fermer()
     assert not (tmp_path / "attente").exists()
+
+
+# -- the rebuild in slices, the team agent writing between two -----------------------------------
+
+EQUIPES = ["eq-31", "eq-34"]
+
+
+def _stocke(equipe: str, p: int, age: int, etat: str) -> dict:
+    """A dossier as the ``dossiers`` table holds it (the fields a file reads)."""
+    return {"equipe": equipe, "priorite": p, "recu_le": (MAINTENANT - timedelta(microseconds=age)).isoformat(),
+            "assistant": "A1" if etat == "placé" else None, "special": etat == "spécial", "lie_a": None}
+
+
+dossier = st.tuples(st.sampled_from(EQUIPES), st.integers(1, 9), st.integers(0, 10**12),
+                    st.sampled_from(["attente", "attente", "placé", "spécial"]))
+ecriture = st.tuples(st.integers(0, 40), st.one_of(st.none(), dossier))  # None: the dossier goes
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.integers(0, 40), dossier, max_size=40),
+       st.lists(st.tuples(st.integers(1, 7), st.lists(ecriture, max_size=4)), max_size=12),
+       st.booleans(), st.booleans())
+def test_a_rebuild_in_slices_gives_the_files_of_the_table_as_it_ends(tmp_path_factory, table, tours, sur_disque,
+                                                                      achever) -> None:  # type: ignore[no-untyped-def]
+    """The pass reads the table as it began (a RocksDB iterator's snapshot); between its slices the
+    agent writes dossiers and files them itself: the files end as a recount of the final table."""
+    dossiers = {f"s{n:03d}": _stocke(*d) for n, d in table.items()}
+    files = (FilesSurDisque(Path(tmp_path_factory.mktemp("attente")) / f"f{next(compteur)}") if sur_disque
+             else FilesEnMemoire())
+    try:
+        r = Reconstruction(files, list(dossiers.items()))
+        for pas, ecritures in tours:
+            r.tranche(pas)
+            for n, d in ecritures:  # as the team agent's ecrire does
+                sid = f"s{n:03d}"
+                ancien = dossiers.pop(sid, None)
+                if d is not None:
+                    dossiers[sid] = _stocke(*d)
+                r.ecrit(sid)
+                if ancien is not None:  # an OterDossier, or a PoserDossier filing it elsewhere or nowhere
+                    files.retirer(ancien["equipe"], sid)
+                if d is not None and (item := en_file(sid, dossiers[sid])) is not None:
+                    files.ajouter(*item)
+        if achever:
+            r.tranche()
+        else:
+            while not r.fini:
+                r.tranche(3, duree=0.5)
+        assert r.fini and r.lus == len(table)
+        attendu = FilesEnMemoire()
+        attendu.ajouter_neufs(i for sid, d in dossiers.items() if (i := en_file(sid, d)) is not None)
+        for equipe in EQUIPES:
+            assert list(files.en_ordre(equipe, MAINTENANT, 10)) == list(attendu.en_ordre(equipe, MAINTENANT, 10))
+    finally:
+        files.fermer()
+
+
+def test_the_pass_skips_what_the_agent_wrote_after_it_began() -> None:
+    dossiers = {f"s{n:03d}": _stocke("eq-31", 5, n, "attente") for n in range(10)}
+    files = FilesEnMemoire()
+    r = Reconstruction(files, list(dossiers.items()))  # the table as the pass began
+    r.tranche(2)
+    for sid, etat in (("s005", "placé"), ("s008", "attente")):  # given a caseworker; escalated to priority 1
+        dossiers[sid] = _stocke("eq-31", 1 if etat == "attente" else 5, 8, etat)
+        r.ecrit(sid)
+        files.retirer("eq-31", sid)
+        if (item := en_file(sid, dossiers[sid])) is not None:
+            files.ajouter(*item)
+    r.tranche()
+    ordre = [i.signalement_id for i in files.en_ordre("eq-31", MAINTENANT, 10)]
+    assert ordre == ["s008", "s009", "s007", "s006", "s004", "s003", "s002", "s001", "s000"]
+    assert r.fini and r.lus == 10 and r.en_attente == 8  # the two the agent wrote are its own

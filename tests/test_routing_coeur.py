@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from aiguillage.domain import Affectation, Suivi
 from aiguillage.routing import accueil, cycle, equipe, messages
 from aiguillage.routing.affectation import orienter
 from aiguillage.routing.config_file import charger_texte
 from aiguillage.routing.messages import Attendre, Escalade, Liberer, Nouveau, Reorienter
+from aiguillage.routing.priorite import EnAttente
 from tests.routing_builders import RECU_LE, config_3_equipes, nir_pseudo, sig
 
 T = RECU_LE + timedelta(hours=1)
@@ -402,6 +404,13 @@ def test_the_final_writes_leave_the_tables_as_every_write_would():
     ({"assistant": None, "lie_a": "autre"}, False), ({"assistant": "A1"}, False)])
 def test_a_stored_dossier_read_for_the_waiting_files_alone_says_what_the_whole_dossier_says(changes, attend):
     stocke = dossier(aff()).model_copy(update=changes).model_dump(mode="json")  # as the dossiers table holds it
-    lu, entier = equipe.Attente.model_validate(stocke), equipe.Dossier.model_validate(stocke)
-    assert lu.en_attente is entier.en_attente is attend
-    assert (lu.equipe, lu.priorite, lu.recu_le) == (entier.equipe, entier.priorite, entier.recu_le)
+    lu, entier = equipe.en_file("S1", stocke), equipe.Dossier.model_validate(stocke)
+    assert (lu is not None) is entier.en_attente is attend
+    if lu is not None:
+        assert lu == (entier.equipe, EnAttente("S1", entier.priorite, entier.recu_le))
+
+
+def test_a_stored_dossier_that_reads_badly_is_refused_with_what_is_wrong():
+    stocke = dossier(aff()).model_dump(mode="json") | {"recu_le": "hier"}
+    with pytest.raises(ValidationError, match="recu_le"):
+        equipe.en_file("S1", stocke)
