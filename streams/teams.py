@@ -40,7 +40,7 @@ from aiguillage.routing.rechargement import ConfigCourante
 from streams import batches
 from streams.dead_letters import DeadLetters, Origine
 from streams.topology import Topology
-from streams.waiting_files import FilesAttente, FilesEnMemoire, Reconstruction
+from streams.waiting_files import FilesAttente, FilesEnMemoire, Reconstruction, instantane
 
 log = logging.getLogger(__name__)
 STAGE = "equipes"
@@ -70,7 +70,7 @@ class Equipes:
         In a context of its own: created inside a batch, the task would inherit that batch's event,
         and Faust's RocksDB store reads a key from that event's partition only."""
         self._files.effacer()
-        r = self._reconstruction = Reconstruction(self._files, self.topo.dossiers.items())
+        r = self._reconstruction = Reconstruction(self._files, instantane(self.topo.dossiers))
         asyncio.get_running_loop().create_task(self._poursuivre(r), context=contextvars.Context())
         return r
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiguillage.routing import equipe as core
 from aiguillage.routing import priorite as prio
@@ -119,6 +119,15 @@ class FilesSurDisque:
 
     def fermer(self) -> None:
         self.index.fermer()
+
+
+def instantane(table: Any) -> Iterable[tuple[str, dict | None]]:
+    """A Faust table's entries as they are now, for a pass that spans the agent's writes: RocksDB's
+    iterator reads a snapshot, lazily; a dict's would break at the agent's first write, so a table
+    in memory is copied (references only: its values are replaced, never changed in place)."""
+    from faust.stores.rocksdb import Store as RocksDB
+
+    return table.items() if isinstance(table.data, RocksDB) else list(table.items())
 
 
 class Reconstruction:

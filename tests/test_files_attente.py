@@ -7,12 +7,13 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import faust
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiguillage.routing.equipe import en_file
 from aiguillage.routing.priorite import EnAttente
-from streams.waiting_files import FilesEnMemoire, FilesSurDisque, Reconstruction
+from streams.waiting_files import FilesEnMemoire, FilesSurDisque, Reconstruction, instantane
 
 MAINTENANT = datetime(2026, 11, 29, 12, tzinfo=UTC)
 compteur = itertools.count()
@@ -133,3 +134,24 @@ def test_the_pass_skips_what_the_agent_wrote_after_it_began() -> None:
     ordre = [i.signalement_id for i in files.en_ordre("eq-31", MAINTENANT, 10)]
     assert ordre == ["s008", "s009", "s007", "s006", "s004", "s003", "s002", "s001", "s000"]
     assert r.fini and r.lus == 10 and r.en_attente == 8  # the two the agent wrote are its own
+
+
+def test_a_pass_over_a_table_in_memory_survives_the_agent_s_writes() -> None:
+    """Faust's memory store is a dict, whose iterator breaks at the first write during the pass
+    (every rebuild failed so with ``memory://`` tables): the pass reads a copy."""
+    app = faust.App("t-instantane", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("dossiers")
+    for n in range(5):
+        table.data[f"s{n:03d}"] = _stocke("eq-31", 5, n, "attente")
+    files = FilesEnMemoire()
+    r = Reconstruction(files, instantane(table))
+    r.tranche(2)
+    table.data["s009"] = _stocke("eq-31", 1, 0, "attente")  # the agent files a new one meanwhile
+    r.ecrit("s009")
+    files.ajouter(*en_file("s009", table.data["s009"]))  # type: ignore[misc]
+    table.data["s004"] = _stocke("eq-31", 5, 4, "placé")  # and gives another a caseworker
+    r.ecrit("s004")
+    files.retirer("eq-31", "s004")
+    r.tranche()
+    assert r.fini and [i.signalement_id for i in files.en_ordre("eq-31", MAINTENANT, 10)] == \
+        ["s009", "s003", "s002", "s001", "s000"]
