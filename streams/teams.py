@@ -59,7 +59,9 @@ class Equipes:
 
     def oublier_cache(self, *_: Any, **__: Any) -> None:
         self._files_a_jour = False
-        self._reconstruction = None  # a pass under way stops at its next slice
+        if self._reconstruction is not None:  # a pass under way stops here
+            self._reconstruction.abandonner()
+        self._reconstruction = None
         self._locales = None
 
     # -- reading what a decision needs ------------------------------------------------------
@@ -81,6 +83,7 @@ class Equipes:
                 await asyncio.sleep(0)  # the agents' turn
         except Exception:
             log.exception("waiting files: the rebuild failed; it starts again at the next batch")
+            r.abandonner()
             if r is self._reconstruction:
                 self._reconstruction = None
             return

@@ -145,6 +145,14 @@ class Reconstruction:
     def ecrit(self, sid: str) -> None:
         self.ecrits.add(sid)
 
+    def abandonner(self) -> None:
+        """Stop reading the table (a rebalance): Faust leaves a revoked partition's RocksDB to the
+        garbage collector, and an iterator still open on it would keep it, and its lock."""
+        fermer = getattr(self._dossiers, "close", None)
+        if fermer is not None:
+            fermer()
+        self._dossiers = iter(())
+
     def tranche(self, pas: int | None = None, duree: float | None = None) -> None:
         """At most ``pas`` dossiers (all that are left: None), for about ``duree`` seconds at most."""
         fin = None if duree is None else time.monotonic() + duree

@@ -155,3 +155,23 @@ def test_a_pass_over_a_table_in_memory_survives_the_agent_s_writes() -> None:
     r.tranche()
     assert r.fini and [i.signalement_id for i in files.en_ordre("eq-31", MAINTENANT, 10)] == \
         ["s009", "s003", "s002", "s001", "s000"]
+
+
+def test_an_abandoned_pass_lets_go_of_the_table_s_iterator_at_once() -> None:
+    """A rebalance abandons the pass: the iterator (on RocksDB, it holds the partition's database
+    and its lock, which Faust needs again to reopen it) is closed then, not at the task's next turn."""
+    ouvert = []
+
+    def entrees():
+        ouvert.append(True)
+        try:
+            for n in range(100):
+                yield f"s{n:03d}", _stocke("eq-31", 5, n, "attente")
+        finally:
+            ouvert.pop()
+
+    r = Reconstruction(FilesEnMemoire(), entrees())
+    r.tranche(10)
+    assert ouvert
+    r.abandonner()
+    assert not ouvert and r.lus == 10
