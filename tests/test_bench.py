@@ -46,7 +46,8 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
                      r"\(decode and validate \d+, .*\): at most [\d,]+/s on one core; the targets ask for [\d,]+/s",
                      proc.stdout)
     assert re.search(r"hub restart after draining 2,000 signalements \(tables memory://\), caught up \d+\.\d s "
-                     r"after its last Affectation: \d+\.\d s from its start to its first new output", proc.stdout)
+                     r"after its last Affectation: \d+\.\d s from its start to its first new output; rebuilt beside its "
+                     r"batches, its waiting files after \d+\.\d s, its figures after \d+\.\d s", proc.stdout)
     assert re.search(r"targets \(issue 22\): hub / peer throughput >= 1\.0: (met|NOT met); stretch: hub / floor "
                      r"throughput >= 0\.5: (met|NOT met); hub p99 <= 2 x floor p99: (met|NOT met); "
                      r"own work <= 60 µs: (met|NOT met)", proc.stdout)
@@ -75,6 +76,8 @@ def test_bench_prints_figures_for_limit_peer_floor_and_hub_and_writes_valid_json
     assert sum(p50 for p50, _ in stages.values()) <= 2 * figures["results"]["hub"]["p50_ms"] + 5
     assert all(figures["results"][k]["stages_ms"] == {} for k in ("limit", "peer", "floor"))
     assert figures["results"]["hub"]["restart_s"] > 0
+    rebuilds = figures["results"]["hub"]["rebuilds_s"]
+    assert set(rebuilds) == {"waiting files", "figures"} and all(v is not None and 0 < v < 300 for v in rebuilds.values()), rebuilds
     assert 0 <= figures["results"]["hub"]["catch_up_s"] < 600  # caught up: no timeout
     assert all(figures["results"][k]["restart_s"] is None for k in ("limit", "peer", "floor"))
     if profile:  # what the hub's agents ran is sampled: routing and the teams, at least

@@ -138,7 +138,9 @@ def render(console: Console, out: dict, meta: dict) -> None:
     if (hub := out["results"].get("hub")) and hub.get("restart_s") is not None:
         console.print(f"hub restart after draining {hub['count']:,} signalements (tables {meta['store']}), caught up "
                       f"{hub['catch_up_s']:.1f} s after its last Affectation: "
-                      f"{hub['restart_s']:.1f} s from its start to its first new output", soft_wrap=True)
+                      f"{hub['restart_s']:.1f} s from its start to its first new output; rebuilt beside its "
+                      "batches, " + ", ".join(f"its {k} {'after ' + format(v, '.1f') + ' s' if v is not None else 'not yet'}"
+                                              for k, v in hub.get("rebuilds_s", {}).items()), soft_wrap=True)
     if (hub := out["results"].get("hub")) and hub.get("records_per_msg"):
         v = hub["records_per_msg"]
         console.print(f"hub records written per signalement of the drain: {sum(v.values()):.2f} ("

@@ -63,6 +63,7 @@ class Figures:
     records_per_msg: dict[str, float] = field(default_factory=dict)  # the hub: written per signalement, by topic
     stages_ms: dict[str, list[float]] = field(default_factory=dict)  # stage -> [p50, p99] (the hub)
     profile: dict | None = None  # the hub's py-spy profile over its drain (--profile): profil.resumer
+    rebuilds_s: dict[str, float | None] = field(default_factory=dict)  # the hub's restart: to each rebuild's end
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -358,6 +359,7 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
         profile = await asyncio.to_thread(spy.arreter) if spy is not None else None
         restart = rattrape = None
         volumes: dict[str, float] = {}
+        rebuilds: dict[str, float | None] = {}
         if kind == "hub":
             progress(f"{kind}: catch-up", 0, 1)
             rattrape = await rattrapage.attendre(opts.bootstrap, f"{prefix}-app", prefix, opts.embedded, alive)
@@ -366,26 +368,57 @@ async def run_contender(kind: str, opts: Options, data: Donnees, progress: Progr
             progress(f"{kind}: catch-up", 1, 1)
             progress(f"{kind}: restart on its state", 0, 1)
             await asyncio.to_thread(stop, proc)
+            debut = time.perf_counter()
             proc = spawn(kind, opts, prefix, f"{prefix}-app", f"{kind}-restart.log")  # the first run's log stays
-            restart = await _redemarrer(opts.bootstrap, entree, data.relance, watcher, alive)
+            restart = await _redemarrer(opts.bootstrap, entree, data.relance, watcher, alive, debut)
             progress(f"{kind}: restart on its state", 1, 1)
+            progress(f"{kind}: rebuilds after the restart", 0, 1)
+            rebuilds = await _reconstructions(opts.log_dir / f"{kind}-restart.log", debut, alive)
+            progress(f"{kind}: rebuilds after the restart", 1, 1)
     finally:
         await watcher.stop()
         await asyncio.to_thread(stop, proc)
         shutil.rmtree(data_dir(opts, kind), ignore_errors=True)
     return Figures(kind, n, msgs_per_s, ready, percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000, peak,
-                   cpu, broker_cpu, rss_at, restart, rattrape, volumes, stages, profile)
+                   cpu, broker_cpu, rss_at, restart, rattrape, volumes, stages, profile, rebuilds)
 
 
 async def _redemarrer(bootstrap: str, topic: str, records: list[Enregistrement], watcher: OutputWatcher,
-                      alive: Callable[[], None]) -> float:
-    """Seconds from a new process's start, on the drained state (its tables and their changelogs),
-    to its first output of a new signalement: how long the hub is deaf after a deployment."""
-    started = time.perf_counter()
+                      alive: Callable[[], None], started: float) -> float:
+    """Seconds from a new process's start (``started``), on the drained state (its tables and their
+    changelogs), to its first output of a new signalement: how long the hub is deaf after a deployment."""
     watcher.first_at, watcher.on_count = None, lambda n: None
     await warm_up(bootstrap, topic, records, watcher, alive, timeout=600.0)
     assert watcher.first_at is not None
     return watcher.first_at - started
+
+
+REBUILDS = {"waiting files": "waiting files rebuilt from", "figures": "aggregates rebuilt for partitions"}
+
+
+async def _reconstructions(log: Path, started: float, alive: Callable[[], None],
+                           timeout: float = 300.0) -> dict[str, float | None]:
+    """Seconds from the restarted hub's start to the end of each rebuild of its state it logs
+    (:data:`REBUILDS`): they run beside its batches, so they may end after its first new output,
+    and until the waiting files' ends a freed case's next signalement waits. None: not within ``timeout``."""
+    vus: dict[str, float | None] = dict.fromkeys(REBUILDS)
+    deadline, lu, pos = time.perf_counter() + timeout, "", 0
+    while any(v is None for v in vus.values()) and time.perf_counter() < deadline:
+        alive()
+        suite, pos = await asyncio.to_thread(_lire_depuis, log, pos)
+        lu = lu[-200:] + suite  # a marker may straddle two reads
+        for nom, marque in REBUILDS.items():
+            if vus[nom] is None and marque in lu:
+                vus[nom] = time.perf_counter() - started
+        await asyncio.sleep(0.2)
+    return vus
+
+
+def _lire_depuis(chemin: Path, pos: int) -> tuple[str, int]:
+    with open(chemin, "rb") as f:
+        f.seek(pos)
+        octets = f.read()
+    return octets.decode("utf-8", "replace"), pos + len(octets)
 
 
 @dataclass
