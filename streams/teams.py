@@ -71,9 +71,13 @@ class Equipes:
         recovered them), a slice at a time in a task of its own, the batches going on meanwhile.
         In a context of its own: created inside a batch, the task would inherit that batch's event,
         and Faust's RocksDB store reads a key from that event's partition only."""
+        r = self._commencer()
+        asyncio.get_running_loop().create_task(self._poursuivre(r), context=contextvars.Context())
+        return r
+
+    def _commencer(self) -> Reconstruction:
         self._files.effacer()
         r = self._reconstruction = Reconstruction(self._files, instantane(self.topo.dossiers))
-        asyncio.get_running_loop().create_task(self._poursuivre(r), context=contextvars.Context())
         return r
 
     async def _poursuivre(self, r: Reconstruction, pas: int = 500, duree: float = 0.002) -> None:
@@ -98,7 +102,7 @@ class Equipes:
     def files(self) -> FilesAttente:
         """The files, whole: a decision that reads one finishes a pass under way, at once."""
         if not self._files_a_jour:
-            r = self._reconstruction or self.reconstruire_files()
+            r = self._reconstruction or self._commencer()  # no task: the pass ends here
             r.tranche()
             self._terminer(r)
         return self._files

@@ -89,17 +89,21 @@ class FilesSurDisque:
     def __init__(self, chemin: Path) -> None:
         self.index = disk.IndexLocal(chemin)
 
-    def ajouter(self, equipe: str, item: EnAttente) -> None:
+    @staticmethod
+    def _cles(equipe: str, item: EnAttente) -> tuple[bytes, bytes]:
+        """Its reference (team, id) and its place in the file."""
         e, sid = equipe.encode(), item.signalement_id.encode()
-        self.index.placer(b"%s\0%s" % (e, sid), b"f%s\0%d\0%s\0%s" % (e, item.priorite, _instant(item.recu_le), sid))
+        return b"%s\0%s" % (e, sid), b"f%s\0%d\0%s\0%s" % (e, item.priorite, _instant(item.recu_le), sid)
+
+    def ajouter(self, equipe: str, item: EnAttente) -> None:
+        self.index.placer(*self._cles(equipe, item))
 
     def retirer(self, equipe: str, sid: str) -> None:
         self.index.placer(b"%s\0%s" % (equipe.encode(), sid.encode()), None)
 
     def ajouter_neufs(self, items: Iterable[tuple[str, EnAttente]]) -> None:
         """Signalements not in the index yet (a rebuild's), in one write."""
-        self.index.placer_neufs([(b"%s\0%s" % (e, sid), b"f%s\0%d\0%s\0%s" % (e, i.priorite, _instant(i.recu_le), sid))
-                                 for e, sid, i in ((eq.encode(), i.signalement_id.encode(), i) for eq, i in items)])
+        self.index.placer_neufs([self._cles(equipe, item) for equipe, item in items])
 
     def _serie(self, equipe: bytes, p: int) -> Iterator[EnAttente]:
         prefixe = b"f%s\0%d\0" % (equipe, p)
