@@ -57,8 +57,8 @@ def hub_acls(worker_id: str, partner_prefix: str = "User:partenaire-", hub_prefi
     rules += [Acl(gateway, write, "topic", t) for t in [*entrants, topics.REJETES, topics.SUIVIS, topics.AUDIT]]
 
     worker = f"{hub_prefix}worker"
-    # It reads affectations back too: the life cycle and the figures follow them.
-    rules += [Acl(worker, read, "topic", t) for t in [*entrants, topics.SUIVIS, topics.AFFECTATIONS]]
+    # Not affectations: the life cycle reads them packed, from its own "<app id>-affectations".
+    rules += [Acl(worker, read, "topic", t) for t in [*entrants, topics.SUIVIS]]
     rules += [Acl(worker, write, "topic", t) for t in [topics.AFFECTATIONS, topics.REJETES, topics.AGREGATS, *retours]]
     rules += [
         Acl(worker, ("Read",), "group", worker_id),

@@ -88,8 +88,12 @@ class Rejeu:
 INTERNES = ("equipes", "cycle", "agregats")  # the worker's inner stages (streams/teams.py, lifecycle, figures)
 
 
-async def _rejouer_interne(d: dict[str, Any], payload: bytes, publieur: Publieur, bilan: Rejeu) -> None:
+async def _rejouer_interne(d: dict[str, Any], payload: bytes, publieur: Publieur, bilan: Rejeu,
+                           app_id: str | None) -> None:
     topic = d["original_topic"]
+    if d["stage"] == "cycle" and topic == topics.AFFECTATIONS and app_id:
+        # Dead-lettered when the life cycle still read ``affectations``: it now reads them from its own topic.
+        topic = topics.affectations_du_cycle(app_id)
     if d["stage"] != "equipes":
         await publieur.send_raw(topic, payload, d["original_key"])
         bilan.internes += 1
@@ -115,7 +119,9 @@ def _relire_flux(codec: AvroCodec, payload: bytes, topic: str) -> Signalement | 
     return verifier_provenance(s, topic) or s
 
 
-async def rejouer(rejets: list[dict[str, Any]], publieur: Publieur, cle_dlq: bytes, cle_pseudonyme: bytes) -> Rejeu:
+async def rejouer(rejets: list[dict[str, Any]], publieur: Publieur, cle_dlq: bytes, cle_pseudonyme: bytes,
+                  app_id: str | None = None) -> Rejeu:
+    """``app_id``: the worker's (``AIGUILLAGE_WORKER_ID``), whose internal topics some inner records go back to."""
     bilan = Rejeu()
     for d in rejets:
         try:
@@ -141,7 +147,7 @@ async def rejouer(rejets: list[dict[str, Any]], publieur: Publieur, cle_dlq: byt
                     await publieur.send(topics.entrants(item.source), "Signalement", item.to_avro(), key=item.cle())
                     bilan.reinjectes.append(item.signalement_id)
         elif d["stage"] in INTERNES and d["original_topic"]:
-            await _rejouer_interne(d, payload, publieur, bilan)
+            await _rejouer_interne(d, payload, publieur, bilan, app_id)
         else:
             bilan.ignores.append(d)  # sink stages: the sink re-reads its own topic
     return bilan

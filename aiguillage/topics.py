@@ -25,6 +25,11 @@ def retours(source: Source | str) -> str:
     return f"retours.{Source(source).value}"
 
 
+def affectations_du_cycle(app_id: str) -> str:
+    """The worker's internal topic of Affectations, packed for its life cycle (streams/affectation_packets.py)."""
+    return f"{app_id}-affectations"
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str

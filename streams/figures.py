@@ -63,7 +63,8 @@ class Agregation:
         self.nom_partiels = f"{app.conf.id}-agregats-partiels"
         self.partiels_topic = app.topic(self.nom_partiels, internal=True, partitions=n)
         self.agregats_topic = app.topic(topics.AGREGATS, internal=False)
-        self.schemas = {topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}
+        self.nom_affectations = topics.affectations_du_cycle(app.conf.id)  # the life cycle's, whose pass this is
+        self.schemas = {self.nom_affectations: "Affectation", topics.SUIVIS: "Suivi"}
         # signalement_id -> its dossier (signalement, latest affectation, escalations, suivis),
         # kept as the "ag" of the life cycle's entry: that agent writes both once per batch.
         self.cycles = cycles
@@ -100,7 +101,7 @@ class Agregation:
         """Start rebuilding the totals at the first batch after an assignment, when the recovered
         dossiers are complete and nothing of the batch is applied yet."""
         if self.a_reconstruire:
-            self.reconstruire_partiels(self._assignees(topics.AFFECTATIONS))
+            self.reconstruire_partiels(self._assignees(self.nom_affectations))
 
     def _avant_changement(self, cle: str, d: dict[str, Any] | None) -> None:
         """During a rebuild, a dossier about to change (or go) that the pass has not counted yet:
@@ -230,7 +231,7 @@ class Agregation:
     async def publier_partiels(self, etaler: float = 0.0) -> None:
         if not self._pret():
             return
-        assignees = self._assignees(topics.AFFECTATIONS)
+        assignees = self._assignees(self.nom_affectations)
         if assignees != self.partiels_pour:  # no batch since the assignment: rebuild from here
             self.reconstruire_partiels(assignees)
             return

@@ -25,6 +25,7 @@ from aiguillage.routing.accueil import Assure, SansEquipe
 from aiguillage.routing.rechargement import ConfigCourante
 from connectors.base import rejet_de_validation, verifier_provenance
 from streams import batches
+from streams.affectation_packets import SortieAffectations
 from streams.dead_letters import DeadLetters
 from streams.topology import Topology
 
@@ -36,6 +37,7 @@ class Routeur:
     def __init__(self, topo: Topology, codec: AvroCodec, rejets: DeadLetters, config: ConfigCourante) -> None:
         self.topo, self.codec, self.rejets, self.config = topo, codec, rejets, config
         self.envois = rejets.envois()
+        self.sortie = SortieAffectations(topo)
 
     def decoder(self, msg: Any) -> Signalement | Rejet:
         try:
@@ -78,7 +80,7 @@ class Routeur:
             routes.setdefault(nir, []).append((event, s, r))
             await self._emettre(event, s, r, paquets)
         await paquets.envoyer(self.envois, self.topo.equipes, messages.encoder_paquet)
-        await self.rejets.apres_echecs(self.envois, echecs := await self.envois.confirmer(), STAGE)
+        await self.rejets.apres_echecs(self.envois, echecs := await self.sortie.confirmer(self.envois), STAGE)
         perdus = {id(o) for o, _ in batches.origines(echecs)}
         # Marked seen only now: the mark (a changelog) and the output go to different partitions,
         # and a crash between them must leave a signalement routed twice rather than never.
@@ -100,8 +102,8 @@ class Routeur:
                              source=s.source.value, regle=aff.regle, axe=aff.axe.value)
         if isinstance(r, SansEquipe):
             metrics.LATENCE.observe(max(0.0, (aff.decide_le - s.recu_le).total_seconds()))
-            await self.envois.envoyer(self.topo.affectations, self.codec.encode("Affectation", r.aff.to_avro()),
-                                      key=r.aff.cle(), origine=event.message, headers=tracing.entetes(span))
+            await self.sortie.envoyer(self.envois, r.aff, self.codec.encode("Affectation", r.aff.to_avro()),
+                                      event.message, tracing.entetes(span))
         else:
             message = r.message if span is None else r.message.model_copy(update={"trace": tracing.texte(span)})
             paquets.ajouter(r.equipe.encode(), (r.equipe, message), origine=event.message)

@@ -1,12 +1,13 @@
 """The life-cycle agent: decodes, calls :mod:`aiguillage.routing.cycle`'s decisions, sends what they say.
 
-Consumes ``affectations``, ``suivis`` and ``<app>-signalements`` (deadline checks), all keyed by
-signalement_id with the same partition count, so one signalement's decisions and suivis meet
-on one partition (:mod:`streams.state`). A suivi the life cycle refuses (an impossible
-transition, an unknown team) is dead-lettered with the reason and changes nothing; the figures'
-first stage (:mod:`streams.figures`), which shares this agent's pass, counts only the suivis
-it accepted. The batch's ``cycles`` entries are written once at its end
-(:class:`streams.batches.Tampon`), and it is acknowledged once every output is.
+Consumes the Affectations (``<app>-affectations``, in packets: :mod:`streams.affectation_packets`),
+``suivis`` and ``<app>-signalements`` (deadline checks), all keyed by signalement_id with the same
+partition count, so one signalement's decisions and suivis meet on one partition
+(:mod:`streams.state`). A suivi the life cycle refuses (an impossible transition, an unknown
+team) is dead-lettered with the reason and changes nothing; the figures' first stage
+(:mod:`streams.figures`), which shares this agent's pass, counts only the suivis it accepted.
+The batch's ``cycles`` entries are written once at its end (:class:`streams.batches.Tampon`),
+and it is acknowledged once every output is.
 
 A timer looks for signalements past their first-contact date and not taken in charge; the check
 itself runs in the stream (tables are only written there), one escalation per breach.
@@ -30,7 +31,8 @@ from aiguillage.domain import Affectation, Source, Suivi
 from aiguillage.routing import accueil, cycle, messages
 from aiguillage.routing.accueil import Assure
 from aiguillage.routing.rechargement import ConfigCourante
-from streams import batches
+from streams import affectation_packets, batches
+from streams.affectation_packets import SortieAffectations
 from streams.dead_letters import DeadLetters
 from streams.deadlines import Echeances, EcheancesEnMemoire
 from streams.topology import Topology
@@ -56,8 +58,11 @@ class Cycle:
                  echeances: Echeances | None = None, purges: Echeances | None = None,
                  grace: timedelta = cycle.PURGE_APRES) -> None:
         self.topo, self.codec, self.config, self.rejets = topo, codec, config, rejets
-        self.schemas = {topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}  # else: a deadline check (JSON)
+        self.paquets = topo.affectations_cycle.get_topic_name()
+        # The schema of each topic's records; else a deadline check (JSON).
+        self.schemas = {self.paquets: "Affectation", topics.SUIVIS: "Suivi"}
         self.envois = rejets.envois()
+        self.sortie = SortieAffectations(topo)
         # Deadline checks asked and not yet seen done, so that a tick does not ask twice; kept to
         # what is due now (pruned at each tick).
         self.demandes: set[tuple[str, str, str]] = set()
@@ -75,16 +80,31 @@ class Cycle:
     async def traiter_lot(self, events: list[faust.types.EventT], aussi: Observateur | None = None) -> None:
         """Raises only :class:`streams.batches.EnvoiImpossible`."""
         self.etats.oublier()
-        await self.codec.connaitre(e.message.value for e in events if e.message.topic in self.schemas)
+        lot = [(event, self.depaqueter(event.message)) for event in events]
+        await self.codec.connaitre(m.value for _, ms in lot if isinstance(ms, list) for m in ms
+                                   if m.topic in self.schemas)
         if aussi is not None:
             aussi.debut_lot()
-        for event in events:
+        for event, ms in lot:
             batches.pour(event)
-            await self.traiter(event.message, aussi)
+            if isinstance(ms, Rejet):
+                await self.rejets.envoyer(self.envois, event.message, ms, STAGE)
+                continue
+            for msg in ms:
+                await self.traiter(msg, aussi)
         self.etats.ecrire()
         if aussi is not None:
             aussi.fin_lot()
-        await self.rejets.apres_echecs(self.envois, await self.envois.confirmer(), STAGE)
+        await self.rejets.apres_echecs(self.envois, await self.sortie.confirmer(self.envois), STAGE)
+
+    def depaqueter(self, msg: Any) -> list[Any] | Rejet:
+        """A record's messages: each Affectation of a packet as a record of its own, else the record."""
+        if msg.topic != self.paquets:
+            return [msg]
+        try:
+            return [Depaquete(msg, cle, valeur) for cle, valeur in affectation_packets.decoder(msg.key, msg.value)]
+        except ValueError as exc:
+            return Rejet("paquet-invalide", str(exc))
 
     async def traiter(self, msg: Any, aussi: Observateur | None) -> None:
         schema = self.schemas.get(msg.topic)
@@ -125,7 +145,7 @@ class Cycle:
 
     def decider(self, topic: str, record: dict[str, Any]) -> cycle.Issue | Rejet:
         maintenant, m = datetime.now(UTC), self.config.moteur
-        if topic == topics.AFFECTATIONS:
+        if topic == self.paquets:
             aff = Affectation.model_validate(record)
             return cycle.sur_affectation(self.etats.get(aff.signalement_id), aff, m.equipes, m.version, maintenant)
         if topic == topics.SUIVIS:
@@ -146,7 +166,7 @@ class Cycle:
     def compter(self, aussi: Observateur, msg: Any, record: dict[str, Any], issue: cycle.Issue) -> None:
         """The figures see every Affectation and each suivi the life cycle accepted, no other."""
         try:
-            if msg.topic == topics.AFFECTATIONS:
+            if msg.topic == self.paquets:
                 aussi.appliquer(msg, record, self.etats)
                 for s in issue.acceptes:  # suivis kept until this first decision, accepted now
                     aussi.appliquer(_comme_suivi(msg), s.to_avro(), self.etats)
@@ -162,9 +182,8 @@ class Cycle:
         elif isinstance(sortie, cycle.DireEquipe):
             await self.envois.envoyer(self.topo.equipes, messages.encoder(sortie.message), key=sortie.equipe.encode(),
                                       origine=msg)
-        else:
-            await self.envois.envoyer(self.topo.affectations, self.codec.encode("Affectation", sortie.aff.to_avro()),
-                                      key=sortie.aff.cle(), origine=msg)
+        else:  # it comes back to this agent through its packet, as any Affectation
+            await self.sortie.envoyer(self.envois, sortie.aff, self.codec.encode("Affectation", sortie.aff.to_avro()), msg)
 
     # -- the deadlines' timer ---------------------------------------------------------------
 
@@ -235,16 +254,27 @@ class _Msg:
         self.topic, self.key, self.partition = topic, key, partition
 
 
+class Depaquete:
+    """One Affectation of a packet, read as a record of the packet's topic, partition and offset,
+    keyed by its signalement_id: what a dead letter of it names, and what its replay sends."""
+
+    __slots__ = ("headers", "key", "offset", "partition", "topic", "value")
+
+    def __init__(self, paquet: Any, key: bytes | None, value: bytes) -> None:
+        self.topic, self.partition, self.offset = paquet.topic, paquet.partition, paquet.offset
+        self.key, self.value, self.headers = key, value, None
+
+
 def install(topo: Topology, c: Cycle, intervalle: float = 60.0, aussi: Observateur | None = None,
             entretien: float = 3600.0) -> None:
     app = topo.app
     app.on_partitions_assigned.connect(c.oublier_echeances)
-    canal = app.topic(topics.AFFECTATIONS, topics.SUIVIS, topo.signalements.get_topic_name(), internal=True,
+    canal = app.topic(c.paquets, topics.SUIVIS, topo.signalements.get_topic_name(), internal=True,
                       partitions=app.conf.topic_partitions, key_serializer="raw", value_serializer="raw")
 
     @app.agent(canal, name="cycle", concurrency=1)
     async def cycle_agent(stream: faust.StreamT) -> None:
-        async for events in batches.par_lots(stream):
+        async for events in batches.par_lots_de_paquets(stream):
             await batches.sans_perte(c.traiter_lot(events, aussi))
 
     # The scan reads the deadlines' index: often enough for deadlines counted in days, not every

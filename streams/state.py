@@ -7,14 +7,14 @@ Routing needs state under three different keys, hence three agents::
     signalements.entrants.*  (key: nir_pseudonyme)
         └─ agent ``routage`` (streams/ingress.py): validate, dedup, triage, territory.
            table: assures[nir_pseudonyme] (team of the last case, ids seen: the dedup)
-           -> <app>-equipes, to the team's partition  (or ``affectations`` directly for
+           -> <app>-equipes, to the team's partition  (or an Affectation directly for
               (a packet per partition and batch)         a signalement that has no team)
     <app>-equipes  (key: team id; internal)
         └─ agent ``equipes`` (streams/teams.py): caseloads, waiting files, cases.
            tables: charges["team|caseworker"], dossiers[signalement_id],
                    assures_equipe["team|nir_pseudonyme"], escalades[team]
            -> affectations (initiale, attribution, escalade, reorientation), agregats
-    affectations + suivis + <app>-signalements  (key: signalement_id; co-partitioned)
+    <app>-affectations + suivis + <app>-signalements  (key: signalement_id; co-partitioned)
         └─ agent ``cycle`` (streams/lifecycle.py): FHIR status, retours, deadlines; and, in
            the same pass, the figures' first stage (streams/figures.py).
            table: cycles[signalement_id] (with the figures' dossier, written once per batch)
@@ -24,8 +24,11 @@ Routing needs state under three different keys, hence three agents::
 One team's caseload is therefore on one partition of ``<app>-equipes``: the choice
 of a caseworker never races with another worker. Suivis are keyed by
 signalement_id (the caller does not know the team): ``cycle`` consumes them
-together with ``affectations`` (same key, same partition count), so it knows each
+together with the Affectations (same key, same partition count), so it knows each
 signalement's current team and forwards caseload effects to that team's partition.
+Every Affectation goes to ``affectations`` for the sinks and, the same bytes packed by
+partition, to ``<app>-affectations`` for ``cycle`` (:mod:`streams.affectation_packets`):
+a packet per partition and batch, not a Faust event per signalement.
 
 Référent unique: ``routage`` remembers, per assuré, the team of their last case and
 sends a new signalement there; ``equipes`` links it to the open case it holds for
@@ -49,6 +52,8 @@ from typing import TYPE_CHECKING
 
 import faust
 
+from aiguillage import topics
+
 if TYPE_CHECKING:
     from streams.topology import Topology
 
@@ -59,6 +64,8 @@ def declarer(topo: Topology) -> None:
     prefix = app.conf.id
     topo.equipes = app.topic(f"{prefix}-equipes", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
     topo.signalements = app.topic(f"{prefix}-signalements", internal=True, partitions=parts, key_serializer="raw", value_serializer="raw")
+    topo.affectations_cycle = app.topic(topics.affectations_du_cycle(prefix), internal=True, partitions=parts,
+                                        key_serializer="raw", value_serializer="raw")
     from streams.topology import options_table
 
     def table(name: str, default: type | None, aide: str) -> faust.types.TableT:

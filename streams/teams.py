@@ -38,6 +38,7 @@ from aiguillage.routing.affectation import placer
 from aiguillage.routing.priorite import EnAttente
 from aiguillage.routing.rechargement import ConfigCourante
 from streams import batches
+from streams.affectation_packets import SortieAffectations
 from streams.dead_letters import DeadLetters, Origine
 from streams.topology import Topology
 from streams.waiting_files import FilesAttente, FilesEnMemoire, Reconstruction, instantane
@@ -55,6 +56,7 @@ class Equipes:
         self._reconstruction: Reconstruction | None = None  # that rebuild, while under way
         self._locales: frozenset[int] | None = None  # our partitions of <app>-equipes, until a rebalance
         self.envois = rejets.envois()
+        self.sortie = SortieAffectations(topo)
         self._charges: dict[tuple[str, str], int] = {}  # caseloads changed in this batch: published at its end
 
     def oublier_cache(self, *_: Any, **__: Any) -> None:
@@ -186,8 +188,8 @@ class Equipes:
                     metrics.LATENCE.observe(max(0.0, (datetime.now(UTC) - s.aff.recu_le).total_seconds()))
                 elif s.aff.nature == "escalade":
                     metrics.ESCALADES.inc()
-                await self.envois.envoyer(self.topo.affectations, self.codec.encode("Affectation", s.aff.to_avro()),
-                                          key=s.aff.cle(), origine=origine, headers=tracing.entetes(span))
+                await self.sortie.envoyer(self.envois, s.aff, self.codec.encode("Affectation", s.aff.to_avro()),
+                                          origine, tracing.entetes(span))
             elif isinstance(s, core.Transmettre):
                 message = s.message
                 if span is not None and isinstance(message, messages.Nouveau):  # the journey goes on there
@@ -244,15 +246,15 @@ class Equipes:
             batches.pour(event)
             n += await self.traiter_record(event.message)
             if n >= batches.TAILLE:
-                await self.confirmer()
+                await self.confirmer(fin=False)
                 n = 0
         await self.confirmer()
 
-    async def confirmer(self) -> None:
+    async def confirmer(self, fin: bool = True) -> None:
         charges, self._charges = self._charges, {}
         for (equipe, assistant), valeur in charges.items():
             await self.publier("charge-assistant", {"assistant": assistant, "equipe": equipe}, valeur)
-        await self.rejets.apres_echecs(self.envois, await self.envois.confirmer(), STAGE)
+        await self.rejets.apres_echecs(self.envois, await self.sortie.confirmer(self.envois, fin), STAGE)
 
 
 def _source(valeur: Any) -> str | None:

@@ -102,6 +102,7 @@ class Topology:
     charges: Any
     dossiers: Any
     assures_equipe: Any
+    affectations_cycle: Any
     escalades: Any
     cycles: Any
 

@@ -38,6 +38,8 @@ def test_the_worker_reads_ingress_and_writes_its_outputs_and_faust_internal_topi
     for t in [topics.AFFECTATIONS, topics.REJETES, topics.AGREGATS, *(topics.retours(s) for s in Source)]:
         assert allowed(w, "Write", "topic", t), t
     assert not any(allowed(w, "Write", "topic", topics.entrants(s)) for s in Source)
+    assert not allowed(w, "Read", "topic", topics.AFFECTATIONS)  # its life cycle reads them packed
+    assert allowed(w, "Read", "topic", "aiguillage-affectations")
     assert allowed(w, "Read", "group", "aiguillage")
     for op in ("Create", "Read", "Write"):
         assert allowed(w, op, "topic", "aiguillage-assures-changelog")

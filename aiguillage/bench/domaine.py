@@ -4,7 +4,7 @@ The calls the hub's agents make for new signalements, in their order and in batc
 take them, on the bench's signalements, in this process: decode and validate, the arrival
 (dedup, triage and routing: :func:`aiguillage.routing.accueil.accueillir`), the hop to the team
 as typed messages in one packet, the placement (:func:`aiguillage.routing.equipe.nouveau`), the
-Affectation's Avro, the life cycle and its Retour (:func:`aiguillage.routing.cycle.sur_affectation`)
+Affectation's Avro (and its packet for the life cycle), the life cycle and its Retour (:func:`aiguillage.routing.cycle.sur_affectation`)
 and the figures' contributions. No table, no broker, no Faust: what is left when the transport
 costs nothing. A hub whose pure work takes W µs cannot pass 1/W signalements per second on one
 core, whatever carries its records (issue 8).
@@ -28,6 +28,7 @@ from aiguillage.routing import accueil, cycle, equipe, messages
 from aiguillage.routing.config_file import Moteur
 from aiguillage.routing.rechargement import ConfigCourante
 from connectors.base import verifier_provenance
+from streams import affectation_packets
 from streams.batches import PAQUET
 
 ETAPES = ("decode and validate", "triage and routing", "hop to the team", "placement", "Affectation Avro",
@@ -86,10 +87,12 @@ def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], Non
         affs = [_placer(team, m, moteur, charges, maintenant) for team, m in recus]
         affs += [r.aff for r in routes if isinstance(r, accueil.SansEquipe)]
         t4 = horloge()
-        sorties = [codec.encode("Affectation", aff.to_avro()) for aff in affs if aff is not None]
+        sorties = [(aff.cle(), codec.encode("Affectation", aff.to_avro())) for aff in affs if aff is not None]
+        paquet_cycle = affectation_packets.encoder(sorties)  # the same bytes, packed for the life cycle
         t5 = horloge()
         decisions += len(sorties)
-        datas = [codec.decode("Affectation", v) for v in sorties]  # the life cycle decodes once for both stages
+        # The life cycle decodes once for both stages.
+        datas = [codec.decode("Affectation", v) for _, v in affectation_packets.decoder(None, paquet_cycle)]
         for data in datas:
             issue = cycle.sur_affectation(None, Affectation.model_validate(data), moteur.equipes, moteur.version,
                                           maintenant)

@@ -60,9 +60,15 @@ async def fins_par_topic(bootstrap: str, prefixe: str, embarque: bool) -> dict[s
 
 def par_signalement(avant: dict[str, int], apres: dict[str, int], n: int, entree: str, prefixe: str) -> dict[str, float]:
     """Records written per signalement of the drain, by topic (the input aside), most first, each
-    named without the run's prefix (``affectations``, ``cycles-changelog``)."""
-    deltas = {t.removeprefix(prefixe).removeprefix("-app-").lstrip(".-"): (fin - avant.get(t, 0)) / max(1, n)
-              for t, fin in apres.items() if t != entree}
+    named without the run's prefix (``affectations``, ``cycles-changelog``); an internal topic named
+    like a public one keeps its app's mark (``app-affectations``, the life cycle's packets)."""
+    publics = {t.removeprefix(prefixe).lstrip(".") for t in apres if t.removeprefix(prefixe).startswith(".")}
+
+    def nom(t: str) -> str:
+        court = t.removeprefix(prefixe).removeprefix("-app-").lstrip(".-")
+        return f"app-{court}" if t.removeprefix(prefixe).startswith("-app-") and court in publics else court
+
+    deltas = {nom(t): (fin - avant.get(t, 0)) / max(1, n) for t, fin in apres.items() if t != entree}
     return dict(sorted(((t, round(v, 3)) for t, v in deltas.items() if v > 0), key=lambda kv: -kv[1]))
 
 

@@ -158,7 +158,7 @@ def dlq_replay(
     async def main() -> rejeu.Rejeu:
         publieur = Publieur(bootstrap)
         try:
-            return await rejeu.rejouer(rejets, publieur, cle_dlq, cle_pseudo)
+            return await rejeu.rejouer(rejets, publieur, cle_dlq, cle_pseudo, settings.worker_id)
         finally:
             await publieur.close()
 

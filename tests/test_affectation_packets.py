@@ -1,0 +1,100 @@
+"""The life cycle's packets of Affectations (streams/affectation_packets.py): pure, no broker."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiguillage.bench import rattrapage
+from aiguillage.domain import Affectation
+from aiguillage.kafka import partition_de
+from streams import affectation_packets as paquets
+from streams.batches import Envois, origines
+from tests.pannes_util import affectation
+
+cles_valeurs = st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=300)), max_size=30)
+
+
+@given(cles_valeurs)
+def test_a_packet_reads_back_its_affectations_in_order(items):
+    assert paquets.decoder(b"lot-0", paquets.encoder(items)) == items
+
+
+def test_a_record_that_is_no_packet_is_one_affectation_under_its_own_key():
+    framed = b"\x00\x00\x00\x00\x07avro"  # a Confluent frame: a dead letter of the life cycle's, replayed
+    assert paquets.decoder(b"sid-1", framed) == [(b"sid-1", framed)]
+
+
+@pytest.mark.parametrize("coupe", [1, 3, 5, 9])
+def test_a_packet_cut_short_is_refused_with_where(coupe):
+    entier = paquets.encoder([(b"sid-1", b"\x00abcdef"), (b"sid-2", b"\x00ghij")])
+    with pytest.raises(ValueError, match="cut short"):
+        paquets.decoder(None, entier[:-coupe])
+
+
+def test_the_bench_tells_the_packed_affectations_from_the_public_topic():
+    prefixe, entree = "run1", "run1.signalements.entrants.service-medical"
+    apres = {entree: 10, "run1.affectations": 10, "run1-app-affectations": 1, "run1-app-cycles-changelog": 10}
+    assert rattrapage.par_signalement({}, apres, 10, entree, prefixe) == {
+        "affectations": 1.0, "cycles-changelog": 1.0, "app-affectations": 0.1}
+
+
+class _Topic:
+    """A topic whose sends are acknowledged at once, or refused for the keys in ``refuse``: the unit
+    under test is the batch's bookkeeping, not a broker (the pipeline's tests run on real ones)."""
+
+    def __init__(self, refuse: set[bytes] = frozenset()) -> None:
+        self.refuse, self.recus = refuse, []
+
+    async def send(self, key=None, value=None, partition=None, headers=None):
+        fut = asyncio.get_running_loop().create_future()
+        if key in self.refuse:
+            fut.set_exception(RuntimeError("refused"))
+        else:
+            self.recus.append((key, value, partition))
+            fut.set_result(None)
+        return fut
+
+
+def test_the_life_cycle_is_sent_only_the_affectations_the_topic_took():
+    affs = [Affectation.model_validate(affectation(sid)) for sid in ("sid-1", "sid-2", "sid-3")]
+    publique, interne = _Topic(refuse={b"sid-2"}), _Topic()
+    topo = SimpleNamespace(app=SimpleNamespace(conf=SimpleNamespace(topic_partitions=4)),
+                           affectations=publique, affectations_cycle=interne)
+    sortie = paquets.SortieAffectations(topo)
+
+    async def lot() -> list:
+        envois = Envois(renvoi_s=0)
+        for i, aff in enumerate(affs):
+            await sortie.envoyer(envois, aff, b"\x00avro-%d" % i, origine=f"message-{i}")
+        return await sortie.confirmer(envois)
+
+    echecs = asyncio.run(lot())
+    assert [o for o, _ in origines(echecs)] == ["message-1"]  # dead-lettered by the caller, replayed later
+    packed = [kv for _, value, _ in interne.recus for kv in paquets.decoder(None, value)]
+    assert sorted(packed) == [(b"sid-1", b"\x00avro-0"), (b"sid-3", b"\x00avro-2")]
+    assert all(p == partition_de(k, 4) for key, value, p in interne.recus for k, _ in paquets.decoder(key, value))
+    assert not sortie.envoyees  # the next batch starts empty
+
+
+def test_within_a_batch_a_refused_packet_is_told_by_the_next_confirmation():
+    affs = [Affectation.model_validate(affectation(sid)) for sid in ("sid-1", "sid-2")]
+    publique, interne = _Topic(), _Topic(refuse={b"lot-%d" % partition_de(b"sid-1", 4)})
+    topo = SimpleNamespace(app=SimpleNamespace(conf=SimpleNamespace(topic_partitions=4)),
+                           affectations=publique, affectations_cycle=interne)
+    sortie = paquets.SortieAffectations(topo)
+
+    async def lot() -> tuple[list, list]:
+        envois = Envois(renvoi_s=0)
+        await sortie.envoyer(envois, affs[0], b"\x00a", origine="message-0")
+        premiere = await sortie.confirmer(envois, fin=False)  # its packet sent, not awaited
+        await sortie.envoyer(envois, affs[1], b"\x00b", origine="message-1")
+        return premiere, await sortie.confirmer(envois)
+
+    premiere, derniere = asyncio.run(lot())
+    assert premiere == []
+    assert [o for o, _ in origines(derniere)] == ["message-0"]  # its team message: dead-lettered, replayed
