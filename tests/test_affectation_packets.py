@@ -1,4 +1,5 @@
-"""The life cycle's packets of Affectations (streams/affectation_packets.py): pure, no broker."""
+"""The life cycle's packets of Affectations (streams/affectation_packets.py), and where its dead
+letters are replayed: pure, no broker."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aiguillage import rejeu
 from aiguillage.bench import rattrapage
+from aiguillage.dlq import chiffrer
 from aiguillage.domain import Affectation
 from aiguillage.kafka import partition_de
 from streams import affectation_packets as paquets
@@ -98,3 +101,25 @@ def test_within_a_batch_a_refused_packet_is_told_by_the_next_confirmation():
     premiere, derniere = asyncio.run(lot())
     assert premiere == []
     assert [o for o, _ in origines(derniere)] == ["message-0"]  # its team message: dead-lettered, replayed
+
+
+class _Publieur:
+    def __init__(self) -> None:
+        self.envoyes: list[tuple[str, bytes, bytes | None]] = []
+
+    async def send_raw(self, topic, value, key=None, durable=False, headers=None):
+        self.envoyes.append((topic, value, key))
+
+
+@pytest.mark.parametrize(("ecrit_dans", "rejoue_dans"), [
+    ("affectations", "aiguillage-affectations"),  # dead-lettered when the life cycle read the public topic
+    ("aiguillage-affectations", "aiguillage-affectations"),
+    ("suivis", "suivis"),
+])
+def test_a_life_cycle_dead_letter_goes_back_where_the_life_cycle_reads(ecrit_dans, rejoue_dans):
+    cle = bytes(32)
+    lettre = {"stage": "cycle", "source": "affectations", "original_topic": ecrit_dans, "original_key": b"sid-1",
+              "payload_chiffre": chiffrer(cle, b"\x00avro")}
+    publieur = _Publieur()
+    bilan = asyncio.run(rejeu.rejouer([lettre], publieur, cle, b"k" * 32, app_id="aiguillage"))
+    assert bilan.internes == 1 and publieur.envoyes == [(rejoue_dans, b"\x00avro", b"sid-1")]
