@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from aiguillage.codec import AvroCodec
 from aiguillage.domain import Affectation
 from streams.batches import Envois, Paquets, origines
 
@@ -59,23 +60,23 @@ class SortieAffectations:
     Affectation that the topic does not hold (one whose send failed for good is dead-lettered with
     its origin, and comes back, with its packet, when that is replayed)."""
 
-    def __init__(self, topo: Any) -> None:
-        self.topo = topo
+    def __init__(self, topo: Any, codec: AvroCodec, envois: Envois) -> None:
+        self.topo, self.codec, self.envois = topo, codec, envois  # envois: the agent's, its batch's sends
         self.paquets = Paquets(topo.app.conf.topic_partitions)
         self.envoyees: list[tuple[bytes, bytes, Any]] = []
 
-    async def envoyer(self, envois: Envois, aff: Affectation, valeur: bytes, origine: Any, headers: Any = None) -> None:
-        cle = aff.cle()
-        await envois.envoyer(self.topo.affectations, valeur, key=cle, origine=origine, headers=headers)
+    async def envoyer(self, aff: Affectation, origine: Any, headers: Any = None) -> None:
+        cle, valeur = aff.cle(), self.codec.encode("Affectation", aff.to_avro())
+        await self.envois.envoyer(self.topo.affectations, valeur, key=cle, origine=origine, headers=headers)
         self.envoyees.append((cle, valeur, origine))
 
-    async def confirmer(self, envois: Envois, fin: bool = True) -> list[tuple[Any, BaseException]]:
+    async def confirmer(self, fin: bool = True) -> list[tuple[Any, BaseException]]:
         """The acks of every send so far: the (origin, error) of each that failed for good, for the
         caller to dead-letter (:meth:`streams.dead_letters.DeadLetters.apres_echecs`). Then the
         packets of the Affectations acknowledged, sent; at the batch's end (``fin``) their acks too.
         Within a batch they are awaited by the next call, with that part's sends: one round trip
         more per batch, not per part."""
-        echecs = await envois.confirmer()
+        echecs = await self.envois.confirmer()
         envoyees, self.envoyees = self.envoyees, []
         if not envoyees:
             return echecs
@@ -83,5 +84,5 @@ class SortieAffectations:
         for cle, valeur, origine in envoyees:
             if id(origine) not in perdues:
                 self.paquets.ajouter(cle, (cle, valeur), origine)
-        await self.paquets.envoyer(envois, self.topo.affectations_cycle, encoder)
-        return echecs + await envois.confirmer() if fin else echecs
+        await self.paquets.envoyer(self.envois, self.topo.affectations_cycle, encoder)
+        return echecs + await self.envois.confirmer() if fin else echecs

@@ -37,7 +37,7 @@ class Routeur:
     def __init__(self, topo: Topology, codec: AvroCodec, rejets: DeadLetters, config: ConfigCourante) -> None:
         self.topo, self.codec, self.rejets, self.config = topo, codec, rejets, config
         self.envois = rejets.envois()
-        self.sortie = SortieAffectations(topo)
+        self.sortie = SortieAffectations(topo, codec, self.envois)
 
     def decoder(self, msg: Any) -> Signalement | Rejet:
         try:
@@ -80,7 +80,7 @@ class Routeur:
             routes.setdefault(nir, []).append((event, s, r))
             await self._emettre(event, s, r, paquets)
         await paquets.envoyer(self.envois, self.topo.equipes, messages.encoder_paquet)
-        await self.rejets.apres_echecs(self.envois, echecs := await self.sortie.confirmer(self.envois), STAGE)
+        await self.rejets.apres_echecs(self.envois, echecs := await self.sortie.confirmer(), STAGE)
         perdus = {id(o) for o, _ in batches.origines(echecs)}
         # Marked seen only now: the mark (a changelog) and the output go to different partitions,
         # and a crash between them must leave a signalement routed twice rather than never.
@@ -102,8 +102,7 @@ class Routeur:
                              source=s.source.value, regle=aff.regle, axe=aff.axe.value)
         if isinstance(r, SansEquipe):
             metrics.LATENCE.observe(max(0.0, (aff.decide_le - s.recu_le).total_seconds()))
-            await self.sortie.envoyer(self.envois, r.aff, self.codec.encode("Affectation", r.aff.to_avro()),
-                                      event.message, tracing.entetes(span))
+            await self.sortie.envoyer(r.aff, event.message, tracing.entetes(span))
         else:
             message = r.message if span is None else r.message.model_copy(update={"trace": tracing.texte(span)})
             paquets.ajouter(r.equipe.encode(), (r.equipe, message), origine=event.message)

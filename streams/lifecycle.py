@@ -58,11 +58,11 @@ class Cycle:
                  echeances: Echeances | None = None, purges: Echeances | None = None,
                  grace: timedelta = cycle.PURGE_APRES) -> None:
         self.topo, self.codec, self.config, self.rejets = topo, codec, config, rejets
-        self.paquets = topo.affectations_cycle.get_topic_name()
+        self.nom_affectations = topo.affectations_cycle.get_topic_name()
         # The schema of each topic's records; else a deadline check (JSON).
-        self.schemas = {self.paquets: "Affectation", topics.SUIVIS: "Suivi"}
+        self.schemas = {self.nom_affectations: "Affectation", topics.SUIVIS: "Suivi"}
         self.envois = rejets.envois()
-        self.sortie = SortieAffectations(topo)
+        self.sortie = SortieAffectations(topo, codec, self.envois)
         # Deadline checks asked and not yet seen done, so that a tick does not ask twice; kept to
         # what is due now (pruned at each tick).
         self.demandes: set[tuple[str, str, str]] = set()
@@ -95,11 +95,11 @@ class Cycle:
         self.etats.ecrire()
         if aussi is not None:
             aussi.fin_lot()
-        await self.rejets.apres_echecs(self.envois, await self.sortie.confirmer(self.envois), STAGE)
+        await self.rejets.apres_echecs(self.envois, await self.sortie.confirmer(), STAGE)
 
     def depaqueter(self, msg: Any) -> list[Any] | Rejet:
         """A record's messages: each Affectation of a packet as a record of its own, else the record."""
-        if msg.topic != self.paquets:
+        if msg.topic != self.nom_affectations:
             return [msg]
         try:
             return [Depaquete(msg, cle, valeur) for cle, valeur in affectation_packets.decoder(msg.key, msg.value)]
@@ -145,7 +145,7 @@ class Cycle:
 
     def decider(self, topic: str, record: dict[str, Any]) -> cycle.Issue | Rejet:
         maintenant, m = datetime.now(UTC), self.config.moteur
-        if topic == self.paquets:
+        if topic == self.nom_affectations:
             aff = Affectation.model_validate(record)
             return cycle.sur_affectation(self.etats.get(aff.signalement_id), aff, m.equipes, m.version, maintenant)
         if topic == topics.SUIVIS:
@@ -166,7 +166,7 @@ class Cycle:
     def compter(self, aussi: Observateur, msg: Any, record: dict[str, Any], issue: cycle.Issue) -> None:
         """The figures see every Affectation and each suivi the life cycle accepted, no other."""
         try:
-            if msg.topic == self.paquets:
+            if msg.topic == self.nom_affectations:
                 aussi.appliquer(msg, record, self.etats)
                 for s in issue.acceptes:  # suivis kept until this first decision, accepted now
                     aussi.appliquer(_comme_suivi(msg), s.to_avro(), self.etats)
@@ -183,7 +183,7 @@ class Cycle:
             await self.envois.envoyer(self.topo.equipes, messages.encoder(sortie.message), key=sortie.equipe.encode(),
                                       origine=msg)
         else:  # it comes back to this agent through its packet, as any Affectation
-            await self.sortie.envoyer(self.envois, sortie.aff, self.codec.encode("Affectation", sortie.aff.to_avro()), msg)
+            await self.sortie.envoyer(sortie.aff, msg)
 
     # -- the deadlines' timer ---------------------------------------------------------------
 
@@ -269,7 +269,7 @@ def install(topo: Topology, c: Cycle, intervalle: float = 60.0, aussi: Observate
             entretien: float = 3600.0) -> None:
     app = topo.app
     app.on_partitions_assigned.connect(c.oublier_echeances)
-    canal = app.topic(c.paquets, topics.SUIVIS, topo.signalements.get_topic_name(), internal=True,
+    canal = app.topic(c.nom_affectations, topics.SUIVIS, topo.signalements.get_topic_name(), internal=True,
                       partitions=app.conf.topic_partitions, key_serializer="raw", value_serializer="raw")
 
     @app.agent(canal, name="cycle", concurrency=1)

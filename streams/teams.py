@@ -56,7 +56,7 @@ class Equipes:
         self._reconstruction: Reconstruction | None = None  # that rebuild, while under way
         self._locales: frozenset[int] | None = None  # our partitions of <app>-equipes, until a rebalance
         self.envois = rejets.envois()
-        self.sortie = SortieAffectations(topo)
+        self.sortie = SortieAffectations(topo, codec, self.envois)
         self._charges: dict[tuple[str, str], int] = {}  # caseloads changed in this batch: published at its end
 
     def oublier_cache(self, *_: Any, **__: Any) -> None:
@@ -188,8 +188,7 @@ class Equipes:
                     metrics.LATENCE.observe(max(0.0, (datetime.now(UTC) - s.aff.recu_le).total_seconds()))
                 elif s.aff.nature == "escalade":
                     metrics.ESCALADES.inc()
-                await self.sortie.envoyer(self.envois, s.aff, self.codec.encode("Affectation", s.aff.to_avro()),
-                                          origine, tracing.entetes(span))
+                await self.sortie.envoyer(s.aff, origine, tracing.entetes(span))
             elif isinstance(s, core.Transmettre):
                 message = s.message
                 if span is not None and isinstance(message, messages.Nouveau):  # the journey goes on there
@@ -254,7 +253,7 @@ class Equipes:
         charges, self._charges = self._charges, {}
         for (equipe, assistant), valeur in charges.items():
             await self.publier("charge-assistant", {"assistant": assistant, "equipe": equipe}, valeur)
-        await self.rejets.apres_echecs(self.envois, await self.sortie.confirmer(self.envois, fin), STAGE)
+        await self.rejets.apres_echecs(self.envois, await self.sortie.confirmer(fin), STAGE)
 
 
 def _source(valeur: Any) -> str | None:

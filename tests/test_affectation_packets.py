@@ -63,20 +63,31 @@ class _Topic:
         return fut
 
 
+class _Codec:
+    """Each Affectation's value as the test names it, by signalement_id (the codec has its own tests)."""
+
+    def __init__(self, valeurs: dict[str, bytes]) -> None:
+        self.valeurs = valeurs
+
+    def encode(self, schema: str, record: dict) -> bytes:
+        assert schema == "Affectation"
+        return self.valeurs[record["signalement_id"]]
+
+
 def test_the_life_cycle_is_sent_only_the_affectations_the_topic_took():
     affs = [Affectation.model_validate(affectation(sid)) for sid in ("sid-1", "sid-2", "sid-3")]
     publique, interne = _Topic(refuse={b"sid-2"}), _Topic()
     topo = SimpleNamespace(app=SimpleNamespace(conf=SimpleNamespace(topic_partitions=4)),
                            affectations=publique, affectations_cycle=interne)
-    sortie = paquets.SortieAffectations(topo)
+    codec = _Codec({aff.signalement_id: b"\x00avro-%d" % i for i, aff in enumerate(affs)})
 
-    async def lot() -> list:
-        envois = Envois(renvoi_s=0)
+    async def lot() -> tuple[list, paquets.SortieAffectations]:
+        sortie = paquets.SortieAffectations(topo, codec, Envois(renvoi_s=0))
         for i, aff in enumerate(affs):
-            await sortie.envoyer(envois, aff, b"\x00avro-%d" % i, origine=f"message-{i}")
-        return await sortie.confirmer(envois)
+            await sortie.envoyer(aff, origine=f"message-{i}")
+        return await sortie.confirmer(), sortie
 
-    echecs = asyncio.run(lot())
+    echecs, sortie = asyncio.run(lot())
     assert [o for o, _ in origines(echecs)] == ["message-1"]  # dead-lettered by the caller, replayed later
     packed = [kv for _, value, _ in interne.recus for kv in paquets.decoder(None, value)]
     assert sorted(packed) == [(b"sid-1", b"\x00avro-0"), (b"sid-3", b"\x00avro-2")]
@@ -89,14 +100,14 @@ def test_within_a_batch_a_refused_packet_is_told_by_the_next_confirmation():
     publique, interne = _Topic(), _Topic(refuse={b"lot-%d" % partition_de(b"sid-1", 4)})
     topo = SimpleNamespace(app=SimpleNamespace(conf=SimpleNamespace(topic_partitions=4)),
                            affectations=publique, affectations_cycle=interne)
-    sortie = paquets.SortieAffectations(topo)
+    codec = _Codec({"sid-1": b"\x00a", "sid-2": b"\x00b"})
 
     async def lot() -> tuple[list, list]:
-        envois = Envois(renvoi_s=0)
-        await sortie.envoyer(envois, affs[0], b"\x00a", origine="message-0")
-        premiere = await sortie.confirmer(envois, fin=False)  # its packet sent, not awaited
-        await sortie.envoyer(envois, affs[1], b"\x00b", origine="message-1")
-        return premiere, await sortie.confirmer(envois)
+        sortie = paquets.SortieAffectations(topo, codec, Envois(renvoi_s=0))
+        await sortie.envoyer(affs[0], origine="message-0")
+        premiere = await sortie.confirmer(fin=False)  # its packet sent, not awaited
+        await sortie.envoyer(affs[1], origine="message-1")
+        return premiere, await sortie.confirmer()
 
     premiere, derniere = asyncio.run(lot())
     assert premiere == []
