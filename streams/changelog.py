@@ -12,8 +12,8 @@ agent next yields, and each acknowledged builder records its last offset once.
 What Faust promises is kept. A commit flushes the producer first (Faust does so before every
 commit, at a rebalance and at a stop): the flush hands every pending builder over, waits for the
 broker, and fails if a changelog batch was refused, so no offset is committed past a table write
-the changelog does not have; every later flush fails too, a clean stop's included, and the
-worker must start again from its last commit. Records of one partition leave in the order they were written (one
+the changelog does not have; every later flush fails too, a clean stop's included, so only a
+new worker, from the last commit, goes on. Records of one partition leave in the order they were written (one
 sender at a time), so recovery ends on each key's latest value. Faust's own path runs whenever
 this one would not do the same: in a transaction, before the producer has started, for a table
 that picks its partition with the partitioner or expires windowed keys.
@@ -45,7 +45,7 @@ class Journal:
         self.envoyes: list[tuple[asyncio.Future[Any], Any, TP, int]] = []
         self.verrou = asyncio.Lock()
         self.tache: asyncio.Future[None] | None = None
-        self.refus: ChangelogRefuse | None = None  # once set, every flush fails: the worker must start again
+        self.refus: ChangelogRefuse | None = None  # once set, every flush fails
 
     @staticmethod
     def de(app: Any) -> Journal | None:
