@@ -13,8 +13,9 @@ What Faust promises is kept. A commit flushes the producer first (Faust does so 
 commit, at a rebalance and at a stop): the flush hands every pending builder over, waits for the
 broker, and fails if a changelog batch was refused, so no offset is committed past a table write
 the changelog does not have; every later flush fails too, a clean stop's included, so only a
-new worker, from the last commit, goes on. Records of one partition leave in the order they were written (one
-sender at a time), so recovery ends on each key's latest value. Faust's own path runs whenever
+new worker, from the last commit, goes on (a batch the producer would not even take counts as
+refused). Records of one partition leave in the order they were written (one sender at a
+time), so recovery ends on each key's latest value. Faust's own path runs whenever
 this one would not do the same: in a transaction, before the producer has started, for a table
 that picks its partition with the partitioner or expires windowed keys.
 """
@@ -82,7 +83,13 @@ class Journal:
                 producer = self.app.producer._producer
                 for nom, partition, builder, table in lots:
                     builder.close()  # nothing else joins it: its count is its records
-                    fut = await producer.send_batch(builder, nom, partition=partition)
+                    try:
+                        fut = await producer.send_batch(builder, nom, partition=partition)
+                    except Exception as exc:  # noqa: BLE001 - the next flush fails with it, no commit goes past
+                        log.error("changelog %s[%d]: the producer did not take a batch: %r", nom, partition, exc)
+                        self.refus = self.refus or ChangelogRefuse(
+                            f"changelog {nom}[{partition}]: the producer did not take a batch: {type(exc).__name__}: {exc}")
+                        continue
                     self.envoyes.append((fut, table, TP(nom, partition), builder.record_count()))
 
     async def confirmer(self) -> None:

@@ -140,3 +140,27 @@ def test_every_table_of_the_hub_takes_the_journal_once_its_producer_runs_outside
     running = App(True, False)
     assert Journal.de(running) is Journal.de(running) is not None
     assert Journal.de(App(True, True)) is None and Journal.de(App(False, False)) is None
+
+
+def test_a_batch_the_producer_will_not_take_fails_the_flush_too(kafka, topo):
+    """A write to a partition its changelog does not have (a changelog made with fewer partitions
+    than the worker's): the producer refuses the batch before any broker sees it, and the flush
+    says so instead of letting a commit pass over it."""
+    table = _table(topo)
+    topic = f"essai-journal-partition-{uuid.uuid4().hex[:8]}"
+    table.changelog_topic = topo.app.topic(topic, key_serializer="json", value_serializer="json")
+
+    async def scenario() -> str:
+        journal, producer = await _journal(kafka.bootstrap, topic)  # 2 partitions
+        try:
+            journal.ajouter(table, "ailleurs", {"v": 1}, 7)
+            journal.ajouter(table, "ici", {"v": 2}, 1)
+            with pytest.raises(ChangelogRefuse) as refus:
+                await journal.confirmer()
+            return str(refus.value)
+        finally:
+            await producer.stop()
+
+    message = asyncio.run(scenario())
+    assert f"changelog {topic}[7]: the producer did not take a batch" in message
+    assert [r.key for r in read_topic(kafka.bootstrap, topic)] == [b'"ici"']
