@@ -42,7 +42,9 @@ naming each one: a patch applied to code that changed would silently do somethin
    write through Faust's producer buffer as a message of its own (~9 % of the hub's py-spy
    samples); they go to a builder per changelog partition instead (``streams/changelog.py``),
    and ``Producer.flush``, which Faust awaits before every commit, hands those over and waits
-   for them, failing if the broker refused one.
+   for them, failing if the broker refused one. Faust's table sensors are not told of these
+   writes (the hub reads none of Faust's monitor). Measured with ``aiguillage bench --only hub``
+   against the commit before: +14 % on Kafka, +19 % on the embedded broker.
 """
 
 from __future__ import annotations
