@@ -217,10 +217,12 @@ def _rewind_uncommitted(original: Callable[..., Any]) -> Callable[..., Any]:
 # -- 8: the tables' changelog records, a builder per partition ---------------------------------
 
 def _direct(table: Table) -> Journal | None:
-    """The journal for this table's writes, or None where Faust's path must run."""
-    if table.use_partitioner or table._should_expire_keys():
-        return None
-    return Journal.de(table.app)
+    """The journal for this table's writes, or None where Faust's path must run (the table's
+    declaration is read once; the producer's state at each write: it changes at run time)."""
+    batchable = table.__dict__.get("_aiguillage_batchable")
+    if batchable is None:
+        batchable = table.__dict__["_aiguillage_batchable"] = not (table.use_partitioner or table._should_expire_keys())
+    return Journal.de(table.app) if batchable else None
 
 
 def _changelog_set(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -245,7 +247,7 @@ def _flush_changelog(original: Callable[..., Any]) -> Callable[..., Any]:
     async def flush(self: Any) -> None:
         journal = self.app.__dict__.get("_aiguillage_journal")
         if journal is not None:
-            await journal.envoyer()
+            await journal.envoyer()  # first: its batches travel while the producer's own flush waits
         await original(self)
         if journal is not None:
             await journal.confirmer()

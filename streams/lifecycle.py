@@ -102,7 +102,8 @@ class Cycle:
         if msg.topic != self.nom_affectations:
             return [msg]
         try:
-            return [Depaquete(msg, cle, valeur) for cle, valeur in affectation_packets.decoder(msg.key, msg.value)]
+            return [_Lu(msg.topic, msg.partition, msg.offset, cle, valeur)
+                    for cle, valeur in affectation_packets.decoder(msg.key, msg.value)]
         except ValueError as exc:
             return Rejet("paquet-invalide", str(exc))
 
@@ -244,24 +245,18 @@ class Cycle:
 
 def _comme_suivi(msg: Any) -> Any:
     """The Affectation's message, seen as the suivis topic's: the figures read the topic's name."""
-    return _Msg(topics.SUIVIS, msg.key, msg.partition)
+    return _Lu(topics.SUIVIS, msg.partition, msg.offset, msg.key, msg.value)
 
 
-class _Msg:
-    __slots__ = ("key", "partition", "topic")
-
-    def __init__(self, topic: str, key: bytes | None, partition: int) -> None:
-        self.topic, self.key, self.partition = topic, key, partition
-
-
-class Depaquete:
-    """One Affectation of a packet, read as a record of the packet's topic, partition and offset,
-    keyed by its signalement_id: what a dead letter of it names, and what its replay sends."""
+class _Lu:
+    """A message the agent handles that is not a Faust record by itself: one Affectation of a
+    packet (the packet's topic, partition and offset, keyed by its signalement_id: what a dead
+    letter of it names, and what its replay sends), or an Affectation seen as a suivi."""
 
     __slots__ = ("headers", "key", "offset", "partition", "topic", "value")
 
-    def __init__(self, paquet: Any, key: bytes | None, value: bytes) -> None:
-        self.topic, self.partition, self.offset = paquet.topic, paquet.partition, paquet.offset
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
         self.key, self.value, self.headers = key, value, None
 
 
