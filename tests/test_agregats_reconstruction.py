@@ -50,6 +50,7 @@ def _etape(cycles: dict[str, Any]) -> Agregation:
     ag.schemas = {topics.AFFECTATIONS: "Affectation", topics.SUIVIS: "Suivi"}
     ag.cycles, ag.archives, ag.archivage = cycles, {}, {}
     ag.partiels, ag.partiels_sales, ag.partiels_pour, ag.reconstruction = {}, set(), None, None
+    ag.groupes = {}
     ag.a_reconstruire = False
     return ag
 
@@ -63,6 +64,7 @@ def _recompte(cycles: dict[str, Any]) -> Counter:
 
 
 def _totaux(ag: Agregation) -> Counter:
+    ag._replier()  # what a publication does first: the changes still waiting as groups
     out: Counter = Counter()
     for (p, c), v in ag.partiels.items():
         for bucket, n in (v.items() if isinstance(v, dict) else [(None, v)]):
@@ -94,6 +96,8 @@ def test_a_rebuild_interleaved_with_the_life_cycle_ends_equal_to_a_recount(seed,
             for msg, record in apres[i:i + rythme]:  # a batch of the life cycle between two slices
                 ag.appliquer(msg, record, cycles)
             i += rythme
+            if melange.random() < 0.2:  # a publication's fold, at any point
+                ag._replier()
             if a_purger and melange.random() < 0.3:  # a closed dossier archived and removed
                 sid = a_purger.pop()
                 if sid in cycles:

@@ -11,6 +11,11 @@ function of its state. Applying an event is then idempotent by construction
 (a resent suivi or an older affectation does not change the dossier), an
 incremental update is ``contributions(after) - contributions(before)``, and a
 recovery is the sum over the recovered dossiers.
+
+A dossier's ~60 keys come in a few *groupes*: an indicator, its plan, a day and the values the
+plan reads, which name the keys together (:func:`groupes`, :func:`etendre`). The live stage
+keeps a batch's changes as groups and expands them once per publication: signalements of the
+same day and profile share a group, and a suivi changes a few groups, not every key.
 """
 
 from __future__ import annotations
@@ -155,6 +160,11 @@ class Plan:
         self.noms = tuple(sorted({d for _, dss in self.etapes for ds in dss for d in ds}))
 
 
+# A group of contributions: (indicateur, plan, day or None, the values the plan reads, bucket),
+# which names the same keys (2 to 44) whatever the dossier: see _cles.
+Groupe = tuple[str, "Plan", date | None, tuple[str, ...], int | None]
+
+
 def _noms(type_: str, dims: tuple[str, ...], departement: bool) -> tuple[tuple[str, ...], ...]:
     """The dimension sets a breakdown is filed under (itself, and crossed with the département)."""
     noms = [dims]
@@ -163,15 +173,23 @@ def _noms(type_: str, dims: tuple[str, ...], departement: bool) -> tuple[tuple[s
     return tuple(noms)
 
 
-def _ajouter(out: dict[Contribution, int], indicateur: str, quand: datetime | None, valeurs: Mapping[str, str],
+def _ajouter(out: dict[Groupe, int], indicateur: str, quand: datetime | None, valeurs: Mapping[str, str],
              plan: Plan, n: int = 1, bucket: int | None = None) -> None:
-    jour = quand.date() if quand is not None else None
-    cles = _cles(indicateur, plan, jour, tuple([valeurs[k] for k in plan.noms]), bucket)
-    if out.keys().isdisjoint(cles):  # the usual case (keys name their indicator): one C-level update
-        dict.update(out, zip(cles, repeat(n)))  # (Counter.update would count the pairs)
-    else:
-        for k in cles:
-            out[k] = out.get(k, 0) + n  # not Counter's +=: its __missing__ is a Python call per key
+    g = (indicateur, plan, quand.date() if quand is not None else None, tuple([valeurs[k] for k in plan.noms]), bucket)
+    out[g] = out.get(g, 0) + n
+
+
+def etendre(groupes: Mapping[Groupe, int]) -> Counter[Contribution]:
+    """Groups as the keys they name, each with its group's count (keys shared by groups summed)."""
+    out: Counter[Contribution] = Counter()
+    for g, n in groupes.items():
+        cles = _cles(*g)
+        if out.keys().isdisjoint(cles):  # the usual case (keys name their indicator): one C-level update
+            dict.update(out, zip(cles, repeat(n)))  # (Counter.update would count the pairs)
+        else:
+            for k in cles:
+                out[k] = out.get(k, 0) + n  # not Counter's +=: its __missing__ is a Python call per key
+    return out
 
 
 # A signalement files itself under ~60 keys, the same for every signalement of the same day and
@@ -203,7 +221,13 @@ P_CLOTURES_3 = Plan([(), ("axe",), ("axe", "issue")])
 
 
 def contributions(d: dict[str, Any]) -> Counter[Contribution]:
-    out: Counter[Contribution] = Counter()
+    """Every key the dossier counts in, with its count."""
+    return etendre(groupes(d))
+
+
+def groupes(d: dict[str, Any]) -> dict[Groupe, int]:
+    """The same, as groups of keys."""
+    out: dict[Groupe, int] = {}
     suivis = sorted(d["suivis"].values(), key=lambda s: s["t"])
     for s in suivis:
         if s["type"] == "action-collective":
@@ -268,13 +292,17 @@ def contributions(d: dict[str, Any]) -> Counter[Contribution]:
 
 def difference(avant: dict[str, Any] | None, apres: dict[str, Any]) -> Counter[Contribution]:
     """What applying one event changed, as signed counts (negative: a figure went down)."""
-    delta = contributions(apres)
-    if avant is None and 0 not in delta.values():
-        return delta  # a new dossier: its contributions, none zero
-    if avant is not None:
-        for k, n in contributions(avant).items():
-            delta[k] = delta.get(k, 0) - n
-    return Counter({k: n for k, n in delta.items() if n})
+    return Counter({k: n for k, n in etendre(difference_groupes(avant, apres)).items() if n})
+
+
+def difference_groupes(avant: dict[str, Any] | None, apres: dict[str, Any]) -> dict[Groupe, int]:
+    """The same, as groups: those the event left unchanged cancel out before any key is named."""
+    delta = groupes(apres)
+    if avant is None:
+        return delta
+    for g, n in groupes(avant).items():
+        delta[g] = delta.get(g, 0) - n
+    return {g: n for g, n in delta.items() if n}
 
 
 class Accumulateur:

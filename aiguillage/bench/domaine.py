@@ -5,7 +5,7 @@ take them, on the bench's signalements, in this process: decode and validate, th
 (dedup, triage and routing: :func:`aiguillage.routing.accueil.accueillir`), the hop to the team
 as typed messages in one packet, the placement (:func:`aiguillage.routing.equipe.nouveau`), the
 Affectation's Avro (and its packet for the life cycle), the life cycle and its Retour (:func:`aiguillage.routing.cycle.sur_affectation`)
-and the figures' contributions. No table, no broker, no Faust: what is left when the transport
+and the figures' contributions (as groups of keys, named once per publication). No table, no broker, no Faust: what is left when the transport
 costs nothing. A hub whose pure work takes W µs cannot pass 1/W signalements per second on one
 core, whatever carries its records (issue 8).
 """
@@ -55,6 +55,10 @@ def _placer(team: str, m: messages.MessageEquipe, moteur: Moteur, charges: dict[
         team, m = hop.equipe, hop.message
 
 
+# Signalements between two publications of the figures: a second's worth, at about the hub's rate.
+PUBLICATION = 1000
+
+
 def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], None] = lambda _: None,
             paquet: int = PAQUET) -> dict:
     """µs per signalement, by stage and in all, and the rate that allows on one core.
@@ -67,6 +71,7 @@ def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], Non
     moteur = ConfigCourante(Settings().routing_file).moteur  # the file the hub contender reads
     charges: dict[str, int] = {}  # caseloads grow as in a backlog: no case closes
     temps = dict.fromkeys(ETAPES, 0.0)
+    groupes: dict[calcul.Groupe, int] = {}  # the figures' changes waiting for a publication
     decisions = refus = 0  # Affectations made (one per signalement, or the measure skipped work), refusals
     maintenant = datetime.now(UTC)
     topic = topics.entrants(Source.SERVICE_MEDICAL)  # the bench's signalements come from the service médical
@@ -101,7 +106,12 @@ def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], Non
                     codec.encode("Retour", x.retour)
         t6 = horloge()
         for data in datas:
-            calcul.difference(None, APPLIQUER["Affectation"](None, data))
+            for g, n in calcul.difference_groupes(None, APPLIQUER["Affectation"](None, data)).items():
+                groupes[g] = groupes.get(g, 0) + n
+        fin = debut + len(lot)
+        if fin // PUBLICATION > debut // PUBLICATION or fin == len(enregistrements):
+            calcul.etendre(groupes)  # the publication names their keys
+            groupes = {}
         t7 = horloge()
         for etape, (a, b) in zip(ETAPES, itertools.pairwise((t0, t1, t2, t3, t4, t5, t6, t7)), strict=True):
             temps[etape] += b - a
