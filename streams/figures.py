@@ -157,11 +157,7 @@ class Agregation:
 
     def _differer(self, p: int, delta: dict[calcul.Groupe, int]) -> None:
         """A dossier's change, as a few groups of keys: named and added at the next publication."""
-        groupes = self.groupes.get(p)
-        if groupes is None:
-            groupes = self.groupes[p] = {}
-        for g, n in delta.items():
-            groupes[g] = groupes.get(g, 0) + n
+        calcul.cumuler(self.groupes.setdefault(p, {}), delta)
 
     def _replier(self) -> None:
         """The changes waiting as groups into the totals, each group's keys named once for all the
@@ -169,7 +165,7 @@ class Agregation:
         added one dossier at a time, measured with ``aiguillage bench``)."""
         groupes, self.groupes = self.groupes, {}
         for p, delta in groupes.items():
-            self._ajouter_tout(p, calcul.etendre({g: n for g, n in delta.items() if n}))
+            self._ajouter_tout(p, calcul.etendre(delta))  # a key whose groups cancelled out is skipped there
 
     def _ajouter(self, p: int, c: str, bucket: int | None, n: int) -> None:
         self._ajouter_tout(p, {(c, bucket): n})

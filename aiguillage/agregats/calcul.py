@@ -179,6 +179,12 @@ def _ajouter(out: dict[Groupe, int], indicateur: str, quand: datetime | None, va
     out[g] = out.get(g, 0) + n
 
 
+def cumuler(total: dict[Groupe, int], delta: Mapping[Groupe, int], signe: int = 1) -> None:
+    """``delta`` added to ``total`` (subtracted with ``signe=-1``), in place."""
+    for g, n in delta.items():
+        total[g] = total.get(g, 0) + signe * n
+
+
 def etendre(groupes: Mapping[Groupe, int]) -> Counter[Contribution]:
     """Groups as the keys they name, each with its group's count (keys shared by groups summed)."""
     out: Counter[Contribution] = Counter()
@@ -300,8 +306,7 @@ def difference_groupes(avant: dict[str, Any] | None, apres: dict[str, Any]) -> d
     delta = groupes(apres)
     if avant is None:
         return delta
-    for g, n in groupes(avant).items():
-        delta[g] = delta.get(g, 0) - n
+    cumuler(delta, groupes(avant), -1)
     return {g: n for g, n in delta.items() if n}
 
 

@@ -106,8 +106,7 @@ def mesurer(enregistrements: list[Enregistrement], progress: Callable[[int], Non
                     codec.encode("Retour", x.retour)
         t6 = horloge()
         for data in datas:
-            for g, n in calcul.difference_groupes(None, APPLIQUER["Affectation"](None, data)).items():
-                groupes[g] = groupes.get(g, 0) + n
+            calcul.cumuler(groupes, calcul.difference_groupes(None, APPLIQUER["Affectation"](None, data)))
         fin = debut + len(lot)
         if fin // PUBLICATION > debut // PUBLICATION or fin == len(enregistrements):
             calcul.etendre(groupes)  # the publication names their keys
