@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from faust.topics import Topic
+from mode.services import Service
 from yarl import URL
 
 from aiguillage.broker_profile import KAFKA
@@ -236,3 +237,95 @@ def test_on_kafka_a_partition_never_committed_is_read_again_from_its_start_after
             await consumer.stop()
 
     assert asyncio.run(scenario()) == (3, 0), "(position after aiokafka's seek, after the patched one)"
+
+
+class _Consumer(Service):
+    """A mode service, as Faust's consumer is: its stopped and crashed flags, mode's wait_first."""
+
+
+def _wait_first():
+    appels = []
+
+    async def original(self, *coros, timeout=None):
+        appels.append(coros)
+        return await Service.wait_first(self, *coros, timeout=timeout)
+
+    return faust_patches._drain_steps_first(original), appels
+
+
+def test_a_delivery_that_does_not_wait_is_done_in_the_drain_s_own_task_and_the_flow_s_wait_closed():
+    wait_first, appels = _wait_first()
+    file: asyncio.Queue = asyncio.Queue(maxsize=2)
+
+    async def livrer(x):
+        await file.put(x)
+        return x
+
+    async def scenario():
+        service = _Consumer()
+        flux = asyncio.Event()
+        taches = len(asyncio.all_tasks())
+        attente = flux.wait()
+        resultat = await wait_first(service, livrer(1), attente)
+        assert len(asyncio.all_tasks()) == taches and appels == []
+        assert attente.cr_frame is None  # closed, never awaited
+        return resultat
+
+    resultat = asyncio.run(scenario())
+    assert (resultat.results, resultat.stopped) == ([1], False)
+
+
+def test_a_delivery_that_waits_goes_on_under_mode_s_wait_and_the_flow_s_suspension_still_interrupts_it():
+    wait_first, appels = _wait_first()
+    etapes = []
+
+    async def livrer(file, x):
+        try:
+            await file.put(x)  # full: it waits for room
+            etapes.append(f"livré {x}")
+        except asyncio.CancelledError:
+            etapes.append(f"interrompu {x}")
+            raise
+
+    async def scenario():
+        consumer = _Consumer()
+        file: asyncio.Queue = asyncio.Queue(maxsize=1)
+        file.put_nowait(0)
+        suspendu = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.05, file.get_nowait)  # room, later
+        await wait_first(consumer, livrer(file, 1), suspendu.wait())
+        assert list(file._queue) == [1] and len(appels) == 1
+        asyncio.get_running_loop().call_later(0.05, suspendu.set)  # a rebalance, before any room
+        resultat = await wait_first(consumer, livrer(file, 2), suspendu.wait())
+        assert list(file._queue) == [1] and resultat.results == [True]
+
+    asyncio.run(scenario())
+    assert etapes == ["livré 1", "interrompu 2"]
+
+
+def test_a_delivery_that_fails_at_once_raises_as_under_mode_s_wait():
+    wait_first, _ = _wait_first()
+
+    async def livrer():
+        raise ValueError("mauvais message")
+
+    async def scenario():
+        attente = asyncio.Event().wait()
+        with pytest.raises(ValueError, match="mauvais message"):
+            await wait_first(_Consumer(), livrer(), attente)
+        assert attente.cr_frame is None
+
+    asyncio.run(scenario())
+
+
+def test_with_a_timeout_or_a_stopped_service_mode_s_wait_runs_unchanged():
+    wait_first, appels = _wait_first()
+
+    async def scenario():
+        service = _Consumer()
+        await wait_first(service, asyncio.sleep(0), timeout=1.0)
+        service._stopped.set()
+        assert (await wait_first(service, asyncio.sleep(0))).stopped
+
+    asyncio.run(scenario())
+    assert len(appels) == 2
