@@ -106,6 +106,29 @@ class Publieur:
             await self._reset()
             raise BrokerIndisponible(f"the broker did not acknowledge the write to {topic}: {type(exc).__name__}") from exc
 
+    async def send_many(self, records: list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]] | None]],
+                        durable: bool = False) -> None:
+        """Send ``(topic, value, key, headers)`` records together and wait for all their acks: a
+        batch costs one wait for the broker, not one per record. ``durable`` as for :meth:`send_raw`
+        (the outbox takes the whole batch in one transaction first). Any failure fails the batch."""
+        if not records:
+            return
+        if durable and self.outbox is not None:
+            try:
+                await asyncio.to_thread(self.outbox.append_many, [(t, v, k) for t, v, k, _ in records])
+            except sqlite3.Error as exc:
+                raise BrokerIndisponible(f"the outbox refused a batch for {records[0][0]}: {exc}") from exc
+        try:
+            producer = await self._ensure()
+            futs = [await producer.send(topic, value=value, key=key, headers=headers)
+                    for topic, value, key, headers in records]
+            await asyncio.wait_for(asyncio.gather(*futs), self.timeout)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            await self._reset()
+            raise BrokerIndisponible(
+                f"the broker did not acknowledge a batch of {len(records)} writes to {records[0][0]}: "
+                f"{type(exc).__name__}") from exc
+
     async def send(self, topic: str, schema: str, record: dict[str, Any], key: bytes | None = None,
                    durable: bool = False, headers: list[tuple[str, bytes]] | None = None) -> None:
         await self.send_raw(topic, self.codec.encode(schema, record), key, durable, headers)

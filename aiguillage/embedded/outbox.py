@@ -67,6 +67,19 @@ class Outbox:
             )
             return int(cur.lastrowid or 0)
 
+    def append_many(self, records: list[tuple[str, bytes, bytes | None]]) -> None:
+        """A batch's records ``(topic, value, key)``, in one transaction: all kept, or none."""
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany("INSERT INTO outbox (created_at, topic, key, value) VALUES (?, ?, ?, ?)",
+                                       [(now, topic, key, value) for topic, value, key in records])
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
     def watermark(self, before: float) -> int:
         """The last seq appended before ``before`` (epoch seconds); 0 if none."""
         with self._lock:

@@ -87,18 +87,23 @@ def router(settings: Settings, publieur: Publieur) -> APIRouter:
         results = list(connector.lire(body, datetime.now(UTC), cle_pseudonyme))
         publies: list[str] = []
         rejets: list[Rejet] = []
+        envois: list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]] | None]] = []
+        for item in results:
+            if isinstance(item, Signalement):
+                with tracing.etape("gateway", source=src.value, signalement_id=item.signalement_id):
+                    envois.append((topics.entrants(src), publieur.codec.encode("Signalement", item.to_avro()),
+                                   item.cle(), tracing.entetes()))
+                publies.append(item.signalement_id)
+            else:
+                rejets.append(item)
         try:
-            for item in results:
-                if isinstance(item, Signalement):
-                    with tracing.etape("gateway", source=src.value, signalement_id=item.signalement_id):
-                        await publieur.send(topics.entrants(src), "Signalement", item.to_avro(), key=item.cle(),
-                                            durable=True, headers=tracing.entetes())
-                    publies.append(item.signalement_id)
-                    metrics.RECUS.labels(src.value, "http").inc()
-                else:
-                    metrics.REJETES.labels(src.value, "gateway", item.code).inc()
-                    rejets.append(item)
-                    await rejeter(src, item, item.brut or body, content_type)
+            # The batch's signalements together: one wait for the broker (and one outbox
+            # transaction) per request, not one per row (2,000 rows took ~25 s on `up`).
+            await publieur.send_many(envois, durable=True)
+            metrics.RECUS.labels(src.value, "http").inc(len(envois))
+            for rejet in rejets:
+                metrics.REJETES.labels(src.value, "gateway", rejet.code).inc()
+                await rejeter(src, rejet, rejet.brut or body, content_type)
         except BrokerIndisponible as exc:
             return _indisponible(exc)
         if len(results) == 1:
