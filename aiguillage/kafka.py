@@ -93,18 +93,7 @@ class Publieur:
                        headers: list[tuple[str, bytes]] | None = None) -> None:
         """Send and wait for the broker's ack. ``durable``: a record the caller will acknowledge to
         a partner, kept in the outbox first when there is one (aiguillage/embedded/outbox.py)."""
-        if durable and self.outbox is not None:
-            try:
-                await asyncio.to_thread(self.outbox.append, topic, value, key)
-            except sqlite3.Error as exc:
-                raise BrokerIndisponible(f"the outbox refused the record for {topic}: {exc}") from exc
-        try:
-            producer = await self._ensure()
-            fut = await producer.send(topic, value=value, key=key, headers=headers)
-            await asyncio.wait_for(fut, self.timeout)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            await self._reset()
-            raise BrokerIndisponible(f"the broker did not acknowledge the write to {topic}: {type(exc).__name__}") from exc
+        await self.send_many([(topic, value, key, headers)], durable)
 
     async def send_many(self, records: list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]] | None]],
                         durable: bool = False) -> None:
@@ -117,7 +106,7 @@ class Publieur:
             try:
                 await asyncio.to_thread(self.outbox.append_many, [(t, v, k) for t, v, k, _ in records])
             except sqlite3.Error as exc:
-                raise BrokerIndisponible(f"the outbox refused a batch for {records[0][0]}: {exc}") from exc
+                raise BrokerIndisponible(f"the outbox refused {_ecritures(records)}: {exc}") from exc
         try:
             producer = await self._ensure()
             futs = [await producer.send(topic, value=value, key=key, headers=headers)
@@ -126,8 +115,7 @@ class Publieur:
         except (TimeoutError, KafkaError, OSError) as exc:
             await self._reset()
             raise BrokerIndisponible(
-                f"the broker did not acknowledge a batch of {len(records)} writes to {records[0][0]}: "
-                f"{type(exc).__name__}") from exc
+                f"the broker did not acknowledge {_ecritures(records)}: {type(exc).__name__}") from exc
 
     async def send(self, topic: str, schema: str, record: dict[str, Any], key: bytes | None = None,
                    durable: bool = False, headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -141,6 +129,12 @@ class Publieur:
 
     async def close(self) -> None:
         await self._reset()
+
+
+def _ecritures(records: list[Any]) -> str:
+    """What a failed send names: the write to a topic, or how many writes to which topics."""
+    noms = ", ".join(sorted({r[0] for r in records}))
+    return f"the write to {noms}" if len(records) == 1 else f"{len(records)} writes to {noms}"
 
 
 async def _quietly_stop(producer: AIOKafkaProducer) -> None:

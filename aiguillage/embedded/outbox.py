@@ -59,14 +59,6 @@ class Outbox:
         self._conn = connect(path)
         self._lock = threading.Lock()  # one connection, used from the event loop and threads
 
-    def append(self, topic: str, value: bytes, key: bytes | None) -> int:
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO outbox (created_at, topic, key, value) VALUES (?, ?, ?, ?)",
-                (time.time(), topic, key, value),
-            )
-            return int(cur.lastrowid or 0)
-
     def append_many(self, records: list[tuple[str, bytes, bytes | None]]) -> None:
         """A batch's records ``(topic, value, key)``, in one transaction: all kept, or none."""
         now = time.time()
