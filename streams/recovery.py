@@ -35,7 +35,8 @@ ATTENTE_S = 5.0  # Faust's wait for a record when the queue is empty
 
 
 def remplacer(original: Any) -> Callable[[Any], Any]:
-    """``Recovery._slurp_changelogs`` (``original``, Faust's, a mode ServiceTask's function) -> ours."""
+    """Faust's ``Recovery._slurp_changelogs`` (``original``, a mode ServiceTask: ``await original(self)``)
+    -> the loop that replaces it (an app in a transaction still runs Faust's)."""
 
     async def lire_changelogs(self: Any) -> None:
         if self.app.in_transaction:
