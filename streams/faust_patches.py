@@ -307,17 +307,21 @@ def _fermer(attentes: Iterable[Any]) -> None:
             a.close()  # never started: closed, not left to warn "never awaited"
 
 
+def _arrete(service: Any) -> bool:
+    """The service stopped or crashed: mode's wait_first answers "stopped" then."""
+    return bool(service._stopped.is_set() or service._crashed.is_set())
+
+
 def _drain_steps_first(original: Callable[..., Any]) -> Callable[..., Any]:
     async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> WaitResults:
-        if timeout is not None or not coros or not asyncio.iscoroutine(coros[0]) or \
-                self._stopped.is_set() or self._crashed.is_set():
+        if timeout is not None or not coros or not asyncio.iscoroutine(coros[0]) or _arrete(self):
             return await original(self, *coros, timeout=timeout)
         premier, autres = coros[0], coros[1:]
         try:
             attente = premier.send(None)
         except StopIteration as fin:  # done without waiting: nothing to interrupt
             _fermer(autres)
-            if self._stopped.is_set() or self._crashed.is_set():
+            if _arrete(self):
                 return WaitResults([], [], True)
             return WaitResults([premier], [fin.value], False)
         except BaseException:

@@ -45,17 +45,16 @@ def remplacer(original: Any) -> Callable[[Any], Any]:
         while not self.should_stop:
             try:
                 self.signal_recovery_end.clear()
+                lot: list[Any] = []
                 if file.empty():
                     try:
-                        premier = await asyncio.wait_for(file.get(), timeout=ATTENTE_S)
+                        lot.append(await asyncio.wait_for(file.get(), timeout=ATTENTE_S))
                     except TimeoutError:
                         if self.should_stop:
                             return
                         _fin_eventuelle(self)
                         continue
-                    lot, erreur = _prendre(file, [premier])
-                else:
-                    lot, erreur = _prendre(file, [])
+                lot, erreur = _prendre(file, lot)
                 for event in lot:
                     await _appliquer(self, event)
                 _fin_eventuelle(self)
